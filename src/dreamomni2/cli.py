@@ -1,0 +1,202 @@
+"""Command line: ``dreamomni2 edit|generate|make-tiny``. A thin layer over the Python API.
+
+Bad input (missing or unreadable files, bad sizes or flags) prints one line on stderr and
+exits with status 2; other failures print one line and exit 1. ``--debug`` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+logger = logging.getLogger("dreamomni2")
+
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+
+
+class UsageError(Exception):
+    """Bad user input: reported in one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, no usage dump
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    m = re.fullmatch(r"\s*(\d+)\s*[xX*]\s*(\d+)\s*", text)
+    if not m or int(m.group(1)) <= 0 or int(m.group(2)) <= 0:
+        raise argparse.ArgumentTypeError(f"bad size {text!r}; expected WIDTHxHEIGHT, e.g. 1024x768")
+    return int(m.group(1)), int(m.group(2))
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    from dreamomni2.ids import ID_POLICIES
+
+    p.add_argument("-i", "--instruction", required=True, help="what to do, e.g. 'make the bag have the pattern of image 2'")
+    p.add_argument("-o", "--output", default="out.png", help="output image path (default: out.png)")
+    p.add_argument("--model", help="diffusers folder of a FLUX.1-Kontext-architecture model")
+    p.add_argument("--lora", action="append", default=[], help="LoRA folder (diffusers format); repeatable")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    p.add_argument("--steps", type=_positive_int, default=30, help="denoising steps (release default 30)")
+    p.add_argument("--guidance", type=float, default=3.5, help="distilled guidance (release default 3.5)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--id-policy", default="dreamomni2", choices=sorted(ID_POLICIES))
+    p.add_argument("--max-area", type=_positive_int, default=None,
+                   help="pixel cap for the output and every input image (small-memory runs)")  # fmt: skip
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="dreamomni2", description="DreamOmni2 multimodal instruction-based editing and generation.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    edit = sub.add_parser("edit", help="edit SOURCE following the instruction and reference images")
+    edit.add_argument("images", nargs="+", metavar="IMAGE", help="the image to edit, then up to 4 references")
+    edit.add_argument("--size", type=_parse_size, help="output WIDTHxHEIGHT (default: the source's size)")
+    _add_run_options(edit)
+    gen = sub.add_parser("generate", help="generate a new image from the instruction and reference images")
+    gen.add_argument("images", nargs="+", metavar="IMAGE", help="1 to 5 reference images")
+    gen.add_argument("--size", type=_parse_size, default=(1024, 1024), help="output WIDTHxHEIGHT (default 1024x1024)")
+    _add_run_options(gen)
+    tiny = sub.add_parser("make-tiny", help="write a tiny random pipeline folder (for trying the CLI offline)")
+    tiny.add_argument("folder")
+    tiny.add_argument("--seed", type=int, default=0)
+    tiny.add_argument("--debug", action="store_true")
+    return parser
+
+
+def resolve_device(name: str) -> str:
+    """``auto`` -> cuda, then mps, then cpu."""
+    import torch
+
+    if name != "auto":
+        if name == "cuda" and not torch.cuda.is_available():
+            raise UsageError("--device cuda: no CUDA device is available")
+        if name == "mps" and not torch.backends.mps.is_available():
+            raise UsageError("--device mps: MPS is not available")
+        return name
+    if torch.cuda.is_available():
+        return "cuda"
+    if torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def resolve_dtype(name: str, device: str):
+    import torch
+
+    if name == "auto":
+        return torch.bfloat16 if device == "cuda" else torch.float32
+    return getattr(torch, name)
+
+
+def _load_pipeline(args):
+    from dreamomni2.pipeline import DreamOmni2Pipeline
+
+    if not args.model:
+        raise UsageError("no model given: pass --model DIR (try `dreamomni2 make-tiny DIR` for a tiny offline one)")
+    model = Path(args.model)
+    if not (model / "model_index.json").is_file():
+        raise UsageError(f"--model {model}: not a diffusers pipeline folder (no model_index.json)")
+    for lora in args.lora:
+        if not Path(lora).exists():
+            raise UsageError(f"--lora {lora}: no such file or folder")
+    device = resolve_device(args.device)
+    dtype = resolve_dtype(args.dtype, device)
+    pipe = DreamOmni2Pipeline.from_pretrained(os.fspath(model), torch_dtype=dtype, local_files_only=True)
+    for k, lora in enumerate(args.lora):
+        pipe.load_lora_weights(lora, adapter_name=f"lora{k}")
+    pipe.to(device)
+    pipe.set_progress_bar_config(disable=args.quiet, desc="denoising")
+    return pipe, device
+
+
+def _run(args) -> int:
+    import torch
+
+    from dreamomni2.images import ImageLoadError, load_image
+
+    if len(args.images) > 5:
+        raise UsageError(f"got {len(args.images)} images; at most 5 are supported")
+    out = Path(args.output)
+    if not out.parent.exists():
+        raise UsageError(f"-o {out}: folder {out.parent} does not exist")
+    if out.suffix.lower() not in {".png", ".jpg", ".jpeg", ".webp"}:
+        raise UsageError(f"-o {out}: use a .png, .jpg or .webp file name")
+    try:
+        images = [load_image(p) for p in args.images]
+    except ImageLoadError as e:
+        raise UsageError(str(e)) from None
+    pipe, device = _load_pipeline(args)
+    kwargs = {}
+    if args.size is not None:
+        kwargs["width"], kwargs["height"] = args.size
+    if args.max_area is not None:
+        kwargs["max_area"] = kwargs["reference_max_area"] = args.max_area
+    task = "edit" if args.command == "edit" else "generate"
+    start = time.perf_counter()
+    try:
+        result = pipe(
+            images=images,
+            prompt=args.instruction,
+            task=task,
+            num_inference_steps=args.steps,
+            guidance_scale=args.guidance,
+            id_policy=args.id_policy,
+            generator=torch.Generator(device="cpu").manual_seed(args.seed),
+            **kwargs,
+        )
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    image = result.images[0]
+    image.save(out)
+    print(f"wrote {out} ({image.width}x{image.height}) in {time.perf_counter() - start:.1f}s on {device}")
+    return 0
+
+
+def _make_tiny(args) -> int:
+    from dreamomni2.testing import save_tiny_pipeline
+
+    save_tiny_pipeline(args.folder, seed=args.seed)
+    print(f"wrote a tiny random pipeline to {args.folder}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return _make_tiny(args) if args.command == "make-tiny" else _run(args)
+    except UsageError as e:
+        print(f"dreamomni2: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("dreamomni2: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # the CLI never shows a traceback unless asked
+        if getattr(args, "debug", False):
+            raise
+        print(f"dreamomni2: error: {type(e).__name__}: {e}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,418 @@
+"""``DreamOmni2Pipeline``: FLUX.1-Kontext with 1-5 reference images (a drop-in for the release's pipeline).
+
+Subclasses diffusers' ``FluxKontextPipeline`` (text encoding, VAE, LoRA loading, offload
+hooks come from there) and replaces the single-image path with named stages:
+``prepare_images`` -> ``encode_images`` -> ``prepare_reference_tokens`` (ids from
+:mod:`dreamomni2.ids`) -> ``prepare_target`` -> ``prepare_timesteps`` -> ``denoise`` -> ``decode``.
+Multi-image latent layout after the DreamOmni2 release (dvlab-research/DreamOmni2,
+``pipeline_dreamomni2.py``); re-written here, not copied.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import PIL.Image
+import torch
+from diffusers.pipelines.flux.pipeline_flux_kontext import (
+    FluxKontextPipeline,
+    calculate_shift,
+    retrieve_latents,
+    retrieve_timesteps,
+)
+from diffusers.pipelines.flux.pipeline_output import FluxPipelineOutput
+from diffusers.utils.torch_utils import randn_tensor
+
+from dreamomni2.ids import get_policy, reference_ids, target_ids
+from dreamomni2.packing import pack_latents, packed_size, unpack_latents
+from dreamomni2.resize import output_size, reference_size, resize_image
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["TASKS", "DreamOmni2Pipeline", "ReferenceTokens"]
+
+TASKS = ("edit", "generate")
+_TASK_ALIASES = {"edit": "edit", "editing": "edit", "generate": "generate", "generation": "generate"}
+
+
+class ReferenceTokens:
+    """Packed reference latents and their RoPE ids.
+
+    Attributes:
+        tokens: ``[B, N_ref, 4C]`` packed latents of all references, in order.
+        ids: ``[N_ref, 3]`` float32 ids (from :func:`dreamomni2.ids.reference_ids`).
+        sizes: packed ``(h, w)`` of each reference.
+    """
+
+    def __init__(self, tokens: torch.Tensor, ids: torch.Tensor, sizes: list[tuple[int, int]]):
+        self.tokens, self.ids, self.sizes = tokens, ids, sizes
+
+
+class DreamOmni2Pipeline(FluxKontextPipeline):
+    r"""Multimodal instruction-based editing and generation on FLUX.1-Kontext components.
+
+    Loads from any FLUX.1-Kontext-dev diffusers folder with ``from_pretrained``; the
+    release's ``edit_lora/`` and ``gen_lora/`` load with ``load_lora_weights(dir, adapter_name=...)``.
+    """
+
+    #: Most reference images a call accepts (the release's benchmark uses up to 5).
+    max_images: int = 5
+
+    # ------------------------------------------------------------------ checks
+    def check_reference_inputs(
+        self,
+        images: Sequence[Any] | None,
+        task: str | None,
+        num_inference_steps: int,
+        max_images: int,
+    ) -> str | None:
+        """Validate the DreamOmni2-specific arguments; returns the canonical task name."""
+        if task is not None:
+            if task not in _TASK_ALIASES:
+                raise ValueError(f"Unknown task {task!r}; use 'edit' or 'generate'.")
+            task = _TASK_ALIASES[task]
+        n = len(images) if images is not None else 0
+        if task == "edit" and n == 0:
+            raise ValueError("task='edit' needs at least one image: the image to edit comes first.")
+        if n > max_images:
+            raise ValueError(f"Got {n} images but at most {max_images} are supported (max_images={max_images}).")
+        if not isinstance(num_inference_steps, int) or num_inference_steps <= 0:
+            raise ValueError(f"num_inference_steps must be a positive integer, got {num_inference_steps!r}.")
+        return task
+
+    # ------------------------------------------------------------------ images
+    def _image_size(self, image: Any) -> tuple[int, int]:
+        if isinstance(image, PIL.Image.Image):
+            return image.size
+        h, w = self.image_processor.get_default_height_width(image)
+        return w, h
+
+    def _is_latent(self, image: Any) -> bool:
+        return isinstance(image, torch.Tensor) and image.ndim == 4 and image.shape[1] == self.latent_channels
+
+    def prepare_images(
+        self,
+        images: Sequence[Any],
+        auto_resize: bool = True,
+        max_area: int | None = None,
+    ) -> list[torch.Tensor]:
+        """Resize each image on its own (release rule, :func:`dreamomni2.resize.reference_size`) and normalise.
+
+        Returns:
+            one ``[1, 3, h_i, w_i]`` tensor in [-1, 1] per image (latent tensors pass through).
+        """
+        multiple = self.vae_scale_factor * 2
+        out = []
+        for i, image in enumerate(images):
+            if self._is_latent(image):
+                out.append(image)
+                continue
+            if isinstance(image, (list, tuple)):
+                raise ValueError(f"Image {i + 1} is a list; pass one image per reference.")
+            w, h = self._image_size(image)
+            if w < multiple or h < multiple:
+                raise ValueError(f"Image {i + 1} is {w}x{h} px, smaller than one latent patch ({multiple} px).")
+            tw, th = reference_size(w, h, multiple_of=multiple, auto_resize=auto_resize, max_area=max_area)
+            if isinstance(image, PIL.Image.Image):
+                image = resize_image(image.convert("RGB"), (tw, th))
+            else:
+                image = self.image_processor.resize(image, th, tw)
+            tensor = self.image_processor.preprocess(image, th, tw)
+            if tensor.shape[0] != 1:
+                raise ValueError(f"Image {i + 1} holds a batch of {tensor.shape[0]}; pass one image per reference.")
+            out.append(tensor)
+        return out
+
+    def encode_images(self, images: Sequence[torch.Tensor], device: torch.device, dtype: torch.dtype) -> list[torch.Tensor]:
+        """VAE-encode each prepared image once (distribution mode, as the release); ``[1, C, h, w]`` each."""
+        latents = []
+        for image in images:
+            if self._is_latent(image):
+                latents.append(image.to(device=device, dtype=dtype))
+                continue
+            enc = self.vae.encode(image.to(device=device, dtype=self.vae.dtype))
+            lat = retrieve_latents(enc, sample_mode="argmax")
+            lat = (lat - self.vae.config.shift_factor) * self.vae.config.scaling_factor
+            latents.append(lat.to(dtype))
+        return latents
+
+    def prepare_reference_tokens(
+        self,
+        image_latents: Sequence[torch.Tensor],
+        batch_size: int,
+        id_policy: str,
+        target_packed: tuple[int, int],
+    ) -> ReferenceTokens | None:
+        """Pack every reference latent, give it its ids, concatenate in order, expand to the batch."""
+        if not image_latents:
+            return None
+        tokens, sizes = [], []
+        for lat in image_latents:
+            if lat.shape[0] not in (1, batch_size) or batch_size % lat.shape[0]:
+                raise ValueError(f"Cannot expand an image batch of {lat.shape[0]} to a batch of {batch_size}.")
+            sizes.append(packed_size(*lat.shape[2:]))
+            tokens.append(pack_latents(lat).expand(batch_size, -1, -1))
+        ids = reference_ids(sizes, id_policy, target=target_packed)
+        return ReferenceTokens(torch.cat(tokens, dim=1), ids.to(tokens[0].device), sizes)
+
+    # ------------------------------------------------------------------ target
+    def resolve_output_size(
+        self,
+        height: int | None,
+        width: int | None,
+        task: str | None,
+        first_image_size: tuple[int, int] | None,
+        max_area: int,
+    ) -> tuple[int, int]:
+        """Output ``(height, width)``: edit defaults to the first image's prepared size, else 1024^2-like."""
+        default = self.default_sample_size * self.vae_scale_factor
+        if task == "edit" and first_image_size is not None:
+            width, height = width or first_image_size[0], height or first_image_size[1]
+        height, width = height or default, width or default
+        w, h = output_size(width, height, max_area=max_area, multiple_of=self.vae_scale_factor * 2)
+        if (h, w) != (height, width):
+            logger.info("Output size adjusted from %dx%d to %dx%d (max_area=%d).", width, height, w, h, max_area)
+        return h, w
+
+    def prepare_target(
+        self,
+        batch_size: int,
+        height: int,
+        width: int,
+        dtype: torch.dtype,
+        device: torch.device,
+        generator: torch.Generator | list[torch.Generator] | None,
+        latents: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
+        """Noise (or the given latents) packed to ``[B, h*w/4, 4C]``, its ids and the latent size."""
+        if isinstance(generator, list) and len(generator) != batch_size:
+            raise ValueError(f"Got {len(generator)} generators for an effective batch of {batch_size}.")
+        lh, lw = 2 * (height // (self.vae_scale_factor * 2)), 2 * (width // (self.vae_scale_factor * 2))
+        if latents is None:
+            noise = randn_tensor((batch_size, self.latent_channels, lh, lw), generator=generator, device=device, dtype=dtype)
+            latents = pack_latents(noise)
+        else:
+            if latents.shape[0] != batch_size:
+                raise ValueError(f"latents has batch {latents.shape[0]}, expected {batch_size}.")
+            latents = latents.to(device=device, dtype=dtype)
+        ids = target_ids(*packed_size(lh, lw)).to(device)
+        return latents, ids, (lh, lw)
+
+    def prepare_timesteps(
+        self, num_inference_steps: int, sigmas: Sequence[float] | None, image_seq_len: int, device: torch.device
+    ) -> torch.Tensor:
+        """The release's schedule: linear sigmas 1 -> 1/N, shifted by the target's sequence length."""
+        sigmas = np.linspace(1.0, 1 / num_inference_steps, num_inference_steps) if sigmas is None else sigmas
+        cfg = self.scheduler.config
+        mu = calculate_shift(
+            image_seq_len,
+            cfg.get("base_image_seq_len", 256),
+            cfg.get("max_image_seq_len", 4096),
+            cfg.get("base_shift", 0.5),
+            cfg.get("max_shift", 1.15),
+        )
+        timesteps, _ = retrieve_timesteps(self.scheduler, num_inference_steps, device, sigmas=sigmas, mu=mu)
+        return timesteps
+
+    # ------------------------------------------------------------------ loop
+    def _predict(
+        self,
+        latents: torch.Tensor,
+        refs: ReferenceTokens | None,
+        t: torch.Tensor,
+        guidance: torch.Tensor | None,
+        cond: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+        img_ids: torch.Tensor,
+    ) -> torch.Tensor:
+        prompt_embeds, pooled, text_ids = cond
+        reps = prompt_embeds.shape[0] // latents.shape[0]
+        x = latents.repeat(reps, 1, 1) if reps > 1 else latents
+        if refs is not None:
+            ref_tokens = refs.tokens.repeat(reps, 1, 1) if reps > 1 else refs.tokens
+            x = torch.cat([x, ref_tokens], dim=1)
+        timestep = t.expand(x.shape[0]).to(latents.dtype)
+        g = guidance.expand(x.shape[0]) if guidance is not None else None
+        out = self.transformer(
+            hidden_states=x,
+            timestep=timestep / 1000,
+            guidance=g,
+            pooled_projections=pooled,
+            encoder_hidden_states=prompt_embeds,
+            txt_ids=text_ids,
+            img_ids=img_ids,
+            joint_attention_kwargs=self.joint_attention_kwargs,
+            return_dict=False,
+        )[0]
+        return out[:, : latents.shape[1]]
+
+    def denoise(
+        self,
+        latents: torch.Tensor,
+        refs: ReferenceTokens | None,
+        img_ids: torch.Tensor,
+        timesteps: torch.Tensor,
+        guidance: torch.Tensor | None,
+        cond: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+        uncond: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None,
+        true_cfg_scale: float,
+        callback_on_step_end: Callable | None,
+        callback_on_step_end_tensor_inputs: Sequence[str],
+    ) -> torch.Tensor:
+        """Euler flow-matching loop; true CFG runs cond and uncond in one batched forward when shapes allow."""
+        batched_cfg = uncond is not None and all(a.shape == b.shape for a, b in zip(cond[:2], uncond[:2], strict=True))
+        if batched_cfg:
+            both = tuple(torch.cat([c, u], dim=0) for c, u in zip(cond[:2], uncond[:2], strict=True)) + (cond[2],)
+        self.scheduler.set_begin_index(0)
+        with self.progress_bar(total=len(timesteps)) as bar:
+            for i, t in enumerate(timesteps):
+                if self.interrupt:
+                    continue
+                self._current_timestep = t
+                if uncond is None:
+                    noise_pred = self._predict(latents, refs, t, guidance, cond, img_ids)
+                else:
+                    if batched_cfg:
+                        pos, neg = self._predict(latents, refs, t, guidance, both, img_ids).chunk(2)
+                    else:
+                        pos = self._predict(latents, refs, t, guidance, cond, img_ids)
+                        neg = self._predict(latents, refs, t, guidance, uncond, img_ids)
+                    noise_pred = neg + true_cfg_scale * (pos - neg)
+                latents = self.scheduler.step(noise_pred, t, latents, return_dict=False)[0]
+                if callback_on_step_end is not None:
+                    local = {"latents": latents, "prompt_embeds": cond[0]}
+                    outputs = callback_on_step_end(
+                        self, i, t, {k: local[k] for k in callback_on_step_end_tensor_inputs}
+                    )
+                    latents = outputs.pop("latents", latents)
+                bar.update()
+        self._current_timestep = None
+        return latents
+
+    def decode(self, latents: torch.Tensor, latent_size: tuple[int, int], output_type: str):
+        """Unpack, unscale and VAE-decode; ``output_type`` as in diffusers (``pil``, ``np``, ``pt``, ``latent``)."""
+        if output_type == "latent":
+            return latents
+        lat = unpack_latents(latents, *latent_size)
+        lat = lat / self.vae.config.scaling_factor + self.vae.config.shift_factor
+        image = self.vae.decode(lat.to(self.vae.dtype), return_dict=False)[0]
+        return self.image_processor.postprocess(image, output_type=output_type)
+
+    # ------------------------------------------------------------------ call
+    @torch.no_grad()
+    def __call__(
+        self,
+        images: Sequence[Any] | Any | None = None,
+        prompt: str | list[str] | None = None,
+        prompt_2: str | list[str] | None = None,
+        negative_prompt: str | list[str] | None = None,
+        negative_prompt_2: str | list[str] | None = None,
+        true_cfg_scale: float = 1.0,
+        height: int | None = None,
+        width: int | None = None,
+        num_inference_steps: int = 28,
+        sigmas: list[float] | None = None,
+        guidance_scale: float = 3.5,
+        num_images_per_prompt: int = 1,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        latents: torch.Tensor | None = None,
+        prompt_embeds: torch.Tensor | None = None,
+        pooled_prompt_embeds: torch.Tensor | None = None,
+        negative_prompt_embeds: torch.Tensor | None = None,
+        negative_pooled_prompt_embeds: torch.Tensor | None = None,
+        output_type: str = "pil",
+        return_dict: bool = True,
+        joint_attention_kwargs: dict[str, Any] | None = None,
+        callback_on_step_end: Callable | None = None,
+        callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+        max_sequence_length: int = 512,
+        max_area: int = 1024**2,
+        _auto_resize: bool = True,
+        task: str | None = None,
+        id_policy: str = "dreamomni2",
+        max_images: int | None = None,
+        reference_max_area: int | None = None,
+    ) -> FluxPipelineOutput | tuple:
+        r"""Edit or generate an image from a prompt and 0-5 images.
+
+        Arguments mean what they mean in the release's ``DreamOmni2Pipeline`` (and diffusers'
+        ``FluxKontextPipeline``), plus:
+
+        Args:
+            images: list of PIL images, arrays, tensors or latents; for ``edit`` the image to edit first.
+            task: ``"edit"`` (output size defaults to the first image's prepared size), ``"generate"``
+                (``height``/``width``, 1024^2 by default) or ``None`` (exactly the release's behaviour).
+            id_policy: reference RoPE id scheme, see :mod:`dreamomni2.ids` (default the release's).
+            max_images: most images accepted (default :attr:`max_images`, 5).
+            reference_max_area: optional pixel cap on each input image after snapping (small-memory runs).
+
+        Returns:
+            ``FluxPipelineOutput(images=...)`` or ``(images,)``.
+        """
+        if images is not None and not isinstance(images, (list, tuple)):
+            images = [images]
+        images = list(images) if images else []
+        task = self.check_reference_inputs(images, task, num_inference_steps, max_images or self.max_images)
+        get_policy(id_policy)  # unsupported policy -> ValueError before any work
+        prepared = self.prepare_images(images, auto_resize=_auto_resize, max_area=reference_max_area)
+        first_size = None
+        if prepared and not self._is_latent(prepared[0]):
+            first_size = (prepared[0].shape[3], prepared[0].shape[2])
+        height, width = self.resolve_output_size(height, width, task, first_size, max_area)
+
+        self.check_inputs(
+            prompt, prompt_2, height, width,
+            negative_prompt=negative_prompt, negative_prompt_2=negative_prompt_2,
+            prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_prompt_embeds,
+            pooled_prompt_embeds=pooled_prompt_embeds, negative_pooled_prompt_embeds=negative_pooled_prompt_embeds,
+            callback_on_step_end_tensor_inputs=list(callback_on_step_end_tensor_inputs),
+            max_sequence_length=max_sequence_length,
+        )  # fmt: skip
+        if num_images_per_prompt < 1:
+            raise ValueError(f"num_images_per_prompt must be >= 1, got {num_images_per_prompt}.")
+        self._guidance_scale = guidance_scale
+        self._joint_attention_kwargs = joint_attention_kwargs or {}
+        self._current_timestep = None
+        self._interrupt = False
+
+        device = self._execution_device
+        lora_scale = self._joint_attention_kwargs.get("scale")
+        do_true_cfg = true_cfg_scale > 1 and (
+            negative_prompt is not None
+            or (negative_prompt_embeds is not None and negative_pooled_prompt_embeds is not None)
+        )
+        enc = dict(device=device, num_images_per_prompt=num_images_per_prompt,
+                   max_sequence_length=max_sequence_length, lora_scale=lora_scale)  # fmt: skip
+        cond = self.encode_prompt(prompt=prompt, prompt_2=prompt_2, prompt_embeds=prompt_embeds,
+                                  pooled_prompt_embeds=pooled_prompt_embeds, **enc)  # fmt: skip
+        uncond = None
+        if do_true_cfg:
+            uncond = self.encode_prompt(
+                prompt=negative_prompt, prompt_2=negative_prompt_2, prompt_embeds=negative_prompt_embeds,
+                pooled_prompt_embeds=negative_pooled_prompt_embeds, **enc,
+            )  # fmt: skip
+        batch_size, dtype = cond[0].shape[0], cond[0].dtype
+        if uncond is not None and uncond[0].shape[0] != batch_size:
+            raise ValueError(f"negative prompt batch {uncond[0].shape[0]} != prompt batch {batch_size}.")
+
+        image_latents = self.encode_images(prepared, device, dtype)
+        latents, ids, latent_size = self.prepare_target(batch_size, height, width, dtype, device, generator, latents)
+        refs = self.prepare_reference_tokens(image_latents, batch_size, id_policy, packed_size(*latent_size))
+        img_ids = ids if refs is None else torch.cat([ids, refs.ids], dim=0)
+
+        timesteps = self.prepare_timesteps(num_inference_steps, sigmas, latents.shape[1], device)
+        self._num_timesteps = len(timesteps)
+        guidance = None
+        if self.transformer.config.guidance_embeds:
+            guidance = torch.full([1], guidance_scale, device=device, dtype=torch.float32)
+        latents = self.denoise(
+            latents, refs, img_ids, timesteps, guidance, cond, uncond, true_cfg_scale,
+            callback_on_step_end, callback_on_step_end_tensor_inputs,
+        )  # fmt: skip
+        image = self.decode(latents, latent_size, output_type)
+        self.maybe_free_model_hooks()
+        if not return_dict:
+            return (image,)
+        return FluxPipelineOutput(images=image)
