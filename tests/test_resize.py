@@ -38,6 +38,11 @@ def test_closest_preferred(size, want):
     assert reference_size(*size) == want
 
 
+def test_aspect_is_taken_after_flooring_like_the_release():
+    assert reference_size(48, 40) == (1248, 832)  # floored to 48x32 = 1.5, not 1.2
+    assert closest_preferred_resolution(48, 40) == (1104, 944)
+
+
 def test_reference_size_without_auto_resize_and_with_cap():
     assert reference_size(537, 301, auto_resize=False) == (528, 288)
     assert reference_size(832, 1248, max_area=64 * 64) == (48, 64)  # 52x78 floored to 16
@@ -76,6 +81,7 @@ def test_release_examples_get_the_release_sizes(release_examples):
             with Image.open(release_examples / rel) as im:
                 assert list(im.size) == size
                 w, h = im.size
-            # the release: min over (|aspect - w/h|, w, h), then floor to 16
+            # the release: floor to 16 (get_default_height_width), min over (|aspect - w/h|, w, h)
+            w, h = w // 16 * 16, h // 16 * 16
             _, ew, eh = min((abs(w / h - pw / ph), pw, ph) for pw, ph in PREFERRED_KONTEXT_RESOLUTIONS)
             assert reference_size(w, h) == (ew, eh)

@@ -61,15 +61,20 @@ def reference_size(
     Args:
         width, height: the image's own size in pixels.
         multiple_of: VAE scale factor x 2 (16 for FLUX).
-        auto_resize: snap to the closest preferred Kontext resolution (the release's default).
+        auto_resize: snap to the preferred Kontext resolution closest in aspect ratio to the size
+            floored to ``multiple_of`` (the release's default).
         max_area: optional pixel cap applied after snapping (for small-memory runs); not in the release.
 
     Returns:
         ``(width, height)``, both multiples of ``multiple_of``.
     """
     _check_size(width, height)
+    if width < multiple_of or height < multiple_of:
+        raise ValueError(f"Image of {width}x{height} px is smaller than one latent patch ({multiple_of} px).")
     if auto_resize:
-        width, height = closest_preferred_resolution(width, height)
+        # Like the release (diffusers' get_default_height_width), the aspect ratio is taken
+        # from the size floored to the multiple, not from the raw size.
+        width, height = closest_preferred_resolution(width // multiple_of * multiple_of, height // multiple_of * multiple_of)
     if max_area is not None:
         width, height = _cap_area(width, height, max_area)
     w, h = width // multiple_of * multiple_of, height // multiple_of * multiple_of
