@@ -121,7 +121,13 @@ def _load_pipeline(args):
             raise UsageError(f"--lora {lora}: no such file or folder")
     device = resolve_device(args.device)
     dtype = resolve_dtype(args.dtype, device)
-    pipe = DreamOmni2Pipeline.from_pretrained(os.fspath(model), torch_dtype=dtype, local_files_only=True)
+    if args.quiet:
+        import diffusers
+        import transformers
+
+        diffusers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.disable_progress_bar()
+    pipe = DreamOmni2Pipeline.from_pretrained(os.fspath(model), dtype=dtype, local_files_only=True)
     for k, lora in enumerate(args.lora):
         pipe.load_lora_weights(lora, adapter_name=f"lora{k}")
     pipe.to(device)
