@@ -23,9 +23,13 @@ def build(args):
     from dreamomni2.testing import build_tiny_pipeline
 
     return build_tiny_pipeline(
-        seed=0, num_layers=args.double, num_single_layers=args.single,
-        num_attention_heads=args.heads, attention_head_dim=args.head_dim, latent_channels=16,
-    )  # fmt: skip
+        seed=0,
+        num_layers=args.double,
+        num_single_layers=args.single,
+        num_attention_heads=args.heads,
+        attention_head_dim=args.head_dim,
+        latent_channels=16,
+    )
 
 
 class ComponentTimer:
@@ -71,16 +75,28 @@ def main():
 
     kontext = FluxKontextPipeline(**pipe.components)
     kontext.set_progress_bar_config(disable=True)
-    timer = ComponentTimer({
-        "transformer": pipe.transformer, "vae_enc": pipe.vae.encoder, "vae_dec": pipe.vae.decoder,
-        "clip": pipe.text_encoder, "t5": pipe.text_encoder_2,
-    })  # fmt: skip
+    timer = ComponentTimer(
+        {
+            "transformer": pipe.transformer,
+            "vae_enc": pipe.vae.encoder,
+            "vae_dec": pipe.vae.decoder,
+            "clip": pipe.text_encoder,
+            "t5": pipe.text_encoder_2,
+        }
+    )
     rng = np.random.default_rng(0)
     from PIL import Image
 
     refs = [Image.fromarray(rng.integers(0, 256, (args.size, args.size, 3), dtype=np.uint8)) for _ in range(3)]
-    common = dict(prompt="put the lamp from image 2 on the table in image 1", num_inference_steps=args.steps,
-                  height=args.size, width=args.size, max_area=args.size**2, _auto_resize=False, output_type="pil")  # fmt: skip
+    common = dict(
+        prompt="put the lamp from image 2 on the table in image 1",
+        num_inference_steps=args.steps,
+        height=args.size,
+        width=args.size,
+        max_area=args.size**2,
+        _auto_resize=False,
+        output_type="pil",
+    )
 
     def measure(fn):
         fn()  # warm-up
@@ -94,11 +110,15 @@ def main():
         return float(np.median(walls)), float(np.median(comps))
 
     n_params = sum(p.numel() for p in pipe.transformer.parameters())
-    print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"threads {torch.get_num_threads()}")  # fmt: skip
-    print(f"config: transformer {n_params / 1e6:.2f}M params ({args.double} double + {args.single} single blocks, "
-          f"{args.heads}x{args.head_dim}), 16 latent ch, target and refs {args.size}x{args.size} px "
-          f"({(args.size // 16) ** 2} tokens each), {args.steps} steps, fp32 CPU, median of {args.repeats}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+        f"threads {torch.get_num_threads()}"
+    )
+    print(
+        f"config: transformer {n_params / 1e6:.2f}M params ({args.double} double + {args.single} single blocks, "
+        f"{args.heads}x{args.head_dim}), 16 latent ch, target and refs {args.size}x{args.size} px "
+        f"({(args.size // 16) ** 2} tokens each), {args.steps} steps, fp32 CPU, median of {args.repeats}"
+    )
     print("| pipeline | refs | call (s) | in components (s) | ratio |")
     print("|---|---|---|---|---|")
     for n in (1, 2, 3):

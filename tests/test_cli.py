@@ -30,14 +30,48 @@ def pics(tmp_path):
 
 def test_edit_and_generate_write_images(tiny_dir, pics, tmp_path, capsys):
     out = tmp_path / "edit.png"
-    rc = main(["edit", *pics, "-i", "put the cat of image 2 in image 1", "-o", str(out), "--model", str(tiny_dir),
-               "--steps", "2", "--max-area", "4096", "--quiet"])  # fmt: skip
+    rc = main(
+        [
+            "edit",
+            *pics,
+            "-i",
+            "put the cat of image 2 in image 1",
+            "-o",
+            str(out),
+            "--model",
+            str(tiny_dir),
+            "--steps",
+            "2",
+            "--max-area",
+            "4096",
+            "--quiet",
+        ]
+    )
     assert rc == 0
     assert Image.open(out).size == (64, 48)  # 96x64 -> 1248x832 -> capped 64x48
     assert "wrote" in capsys.readouterr().out
     out2 = tmp_path / "gen.png"
-    rc = main(["generate", *pics[1:], "-i", "a cat", "-o", str(out2), "--model", str(tiny_dir), "--steps", "1",
-               "--size", "128x64", "--max-area", "4096", "--id-policy", "kontext", "--quiet"])  # fmt: skip
+    rc = main(
+        [
+            "generate",
+            *pics[1:],
+            "-i",
+            "a cat",
+            "-o",
+            str(out2),
+            "--model",
+            str(tiny_dir),
+            "--steps",
+            "1",
+            "--size",
+            "128x64",
+            "--max-area",
+            "4096",
+            "--id-policy",
+            "kontext",
+            "--quiet",
+        ]
+    )
     assert rc == 0 and Image.open(out2).size == (80, 32)
 
 
@@ -72,8 +106,15 @@ def test_same_seed_same_image_other_seed_differs(tiny_dir, pics, tmp_path):
 def test_bad_input_one_line_exit_2(argv, message, tiny_dir, pics, tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("hello")
     random_image(8, 8).save(tmp_path / "tiny.png")
-    fill = dict(missing=str(tmp_path / "nope.png"), text=str(tmp_path / "notes.txt"), dir=str(tmp_path), p0=pics[0],
-                nomodel=str(tmp_path), tiny=str(tiny_dir), tinypng=str(tmp_path / "tiny.png"))  # fmt: skip
+    fill = dict(
+        missing=str(tmp_path / "nope.png"),
+        text=str(tmp_path / "notes.txt"),
+        dir=str(tmp_path),
+        p0=pics[0],
+        nomodel=str(tmp_path),
+        tiny=str(tiny_dir),
+        tinypng=str(tmp_path / "tiny.png"),
+    )
     argv = [a.format(**fill) for a in argv]
     if "-o" not in argv:
         argv += ["-o", str(tmp_path / "out.png")]
@@ -88,8 +129,12 @@ def test_bad_input_one_line_exit_2(argv, message, tiny_dir, pics, tmp_path, caps
 
 
 def test_console_script_no_traceback(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "dreamomni2.cli", "edit", str(tmp_path / "x.png"), "-i", "x"],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "dreamomni2.cli", "edit", str(tmp_path / "x.png"), "-i", "x"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"dreamomni2: error: {tmp_path / 'x.png'}: no such file"
 
@@ -102,8 +147,23 @@ def test_release_cases_through_cli(release_examples, tiny_dir, tmp_path):
     for k, case in enumerate(cases):
         out = tmp_path / f"case{k}.png"
         paths = [str(release_examples / p) for p in case["images"]]
-        rc = main([case["task"], *paths, "-i", case["instruction"], "-o", str(out), "--model", str(tiny_dir),
-                   "--steps", "1", "--max-area", str(area), "--quiet"])  # fmt: skip
+        rc = main(
+            [
+                case["task"],
+                *paths,
+                "-i",
+                case["instruction"],
+                "-o",
+                str(out),
+                "--model",
+                str(tiny_dir),
+                "--steps",
+                "1",
+                "--max-area",
+                str(area),
+                "--quiet",
+            ]
+        )
         assert rc == 0, case
         if case["task"] == "edit":
             w, h = case["sizes"][0]

@@ -8,7 +8,7 @@ SIZES = [(2, 3), (1, 2), (3, 1), (2, 2), (1, 1)]  # packed (h, w) of up to 5 ima
 
 def expected(sizes, idx, rows, cols):
     parts = []
-    for (h, w), i, r0, c0 in zip(sizes, idx, rows, cols):
+    for (h, w), i, r0, c0 in zip(sizes, idx, rows, cols, strict=True):
         for r in range(h):
             for c in range(w):
                 parts.append([i, r + r0, c + c0])

@@ -14,7 +14,9 @@ def run(pipe, images, seed=0, **kw):
     kw.setdefault("num_inference_steps", 2)
     kw.setdefault("max_area", SMALL)
     kw.setdefault("output_type", "np")
-    return pipe(images=images, prompt=kw.pop("prompt", "a red cat"), generator=torch.Generator().manual_seed(seed), **kw).images
+    return pipe(
+        images=images, prompt=kw.pop("prompt", "a red cat"), generator=torch.Generator().manual_seed(seed), **kw
+    ).images
 
 
 class ReleaseReference(FluxKontextPipeline):
@@ -24,8 +26,9 @@ class ReleaseReference(FluxKontextPipeline):
 
     release_images: list = []
 
-    def prepare_latents(self, image, batch_size, num_channels_latents, height, width, dtype, device, generator=None,
-                        latents=None):  # fmt: skip
+    def prepare_latents(
+        self, image, batch_size, num_channels_latents, height, width, dtype, device, generator=None, latents=None
+    ):
         height = 2 * (int(height) // (self.vae_scale_factor * 2))
         width = 2 * (int(width) // (self.vae_scale_factor * 2))
         all_latents, all_ids, w_offset = [], [], 0
@@ -40,8 +43,9 @@ class ReleaseReference(FluxKontextPipeline):
             all_ids.append(ids)
             w_offset += lw // 2
         latent_ids = self._prepare_latent_image_ids(batch_size, height // 2, width // 2, device, dtype)
-        noise = randn_tensor((batch_size, num_channels_latents, height, width), generator=generator, device=device,
-                             dtype=dtype)  # fmt: skip
+        noise = randn_tensor(
+            (batch_size, num_channels_latents, height, width), generator=generator, device=device, dtype=dtype
+        )
         noise = self._pack_latents(noise, batch_size, num_channels_latents, height, width)
         return noise, torch.cat(all_latents, dim=1), latent_ids, torch.cat(all_ids, dim=0)
 
@@ -61,8 +65,15 @@ def release_output(pipe, images, seed=0, auto_resize=True, **kw):
         w, h = w // multiple * multiple, h // multiple * multiple
         prepared.append(ref.image_processor.preprocess(ref.image_processor.resize(img, h, w), h, w))
     ref.release_images = prepared
-    return ref(image=None, prompt=kw.pop("prompt", "a red cat"), generator=torch.Generator().manual_seed(seed),
-               num_inference_steps=2, max_area=SMALL, output_type="np", **kw).images  # fmt: skip
+    return ref(
+        image=None,
+        prompt=kw.pop("prompt", "a red cat"),
+        generator=torch.Generator().manual_seed(seed),
+        num_inference_steps=2,
+        max_area=SMALL,
+        output_type="np",
+        **kw,
+    ).images
 
 
 def test_one_image_matches_flux_kontext(tiny_pipe):
@@ -70,8 +81,15 @@ def test_one_image_matches_flux_kontext(tiny_pipe):
     kontext = FluxKontextPipeline(**tiny_pipe.components)
     kontext.set_progress_bar_config(disable=True)
     for auto in (False, True):
-        want = kontext(image=img, prompt="a red cat", generator=torch.Generator().manual_seed(3), num_inference_steps=2,
-                       max_area=SMALL, output_type="np", _auto_resize=auto).images  # fmt: skip
+        want = kontext(
+            image=img,
+            prompt="a red cat",
+            generator=torch.Generator().manual_seed(3),
+            num_inference_steps=2,
+            max_area=SMALL,
+            output_type="np",
+            _auto_resize=auto,
+        ).images
         got = run(tiny_pipe, [img], seed=3, _auto_resize=auto)
         np.testing.assert_allclose(got, want, atol=1e-5)
 
@@ -80,9 +98,17 @@ def test_one_image_true_cfg_matches_flux_kontext(tiny_pipe):
     img = random_image(32, 32, seed=2)
     kontext = FluxKontextPipeline(**tiny_pipe.components)
     kontext.set_progress_bar_config(disable=True)
-    want = kontext(image=img, prompt="a cat", negative_prompt="blurry", true_cfg_scale=4.0, num_inference_steps=2,
-                   generator=torch.Generator().manual_seed(0), max_area=SMALL, output_type="np",
-                   _auto_resize=False).images  # fmt: skip
+    want = kontext(
+        image=img,
+        prompt="a cat",
+        negative_prompt="blurry",
+        true_cfg_scale=4.0,
+        num_inference_steps=2,
+        generator=torch.Generator().manual_seed(0),
+        max_area=SMALL,
+        output_type="np",
+        _auto_resize=False,
+    ).images
     got = run(tiny_pipe, [img], prompt="a cat", negative_prompt="blurry", true_cfg_scale=4.0, _auto_resize=False)
     np.testing.assert_allclose(got, want, atol=1e-5)
     plain = run(tiny_pipe, [img], prompt="a cat", _auto_resize=False)
@@ -114,15 +140,21 @@ def test_id_policy_changes_output(tiny_pipe):
 def test_batch_equals_single(tiny_pipe):
     imgs = [random_image(32, 48, seed=4), random_image(48, 32, seed=5)]
     common = dict(images=imgs, num_inference_steps=2, max_area=SMALL, output_type="np", _auto_resize=False)
-    batch = tiny_pipe(prompt=["a red cat", "a blue dog"],
-                      generator=[torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)], **common).images
+    batch = tiny_pipe(
+        prompt=["a red cat", "a blue dog"],
+        generator=[torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)],
+        **common,
+    ).images
     one = tiny_pipe(prompt="a red cat", generator=torch.Generator().manual_seed(1), **common).images
-    two = tiny_pipe(prompt="a blue dog", generator=torch.Generator().manual_seed(2), **common).images  # fmt: skip
+    two = tiny_pipe(prompt="a blue dog", generator=torch.Generator().manual_seed(2), **common).images
     np.testing.assert_allclose(batch[0], one[0], atol=1e-5)
     np.testing.assert_allclose(batch[1], two[0], atol=1e-5)
-    per_prompt = tiny_pipe(prompt="a red cat", num_images_per_prompt=2,
-                           generator=[torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)],
-                           **common).images  # fmt: skip
+    per_prompt = tiny_pipe(
+        prompt="a red cat",
+        num_images_per_prompt=2,
+        generator=[torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)],
+        **common,
+    ).images
     np.testing.assert_allclose(per_prompt[0], one[0], atol=1e-5)
 
 
@@ -180,7 +212,10 @@ def test_callback_and_latent_output(tiny_pipe):
         (dict(images=[random_image(32, 32)], num_inference_steps=0), "num_inference_steps must be a positive"),
         (dict(images=[random_image(32, 32)], id_policy="uno"), "Unsupported id policy 'uno'"),
         (dict(images=[random_image(32, 32)], task="inpaint"), "Unknown task 'inpaint'"),
-        (dict(images=[random_image(32, 32)], generator=[torch.Generator()] * 3), "3 generators for an effective batch of 1"),
+        (
+            dict(images=[random_image(32, 32)], generator=[torch.Generator()] * 3),
+            "3 generators for an effective batch of 1",
+        ),
         (dict(images=[random_image(32, 32)], prompt=["a", "b"], negative_prompt=["c"], true_cfg_scale=2.0), "batch"),
     ],
 )
@@ -198,7 +233,9 @@ def test_save_load_round_trip(tiny_pipe, tmp_path):
     assert not list(tmp_path.rglob("*.bin")) and list(tmp_path.rglob("*.safetensors"))
     loaded = DreamOmni2Pipeline.from_pretrained(tmp_path, local_files_only=True)
     loaded.set_progress_bar_config(disable=True)
-    np.testing.assert_allclose(run(loaded, imgs, _auto_resize=False), run(tiny_pipe, imgs, _auto_resize=False), atol=1e-5)
+    np.testing.assert_allclose(
+        run(loaded, imgs, _auto_resize=False), run(tiny_pipe, imgs, _auto_resize=False), atol=1e-5
+    )
 
 
 def test_release_lora_layout_loads_and_switches(tmp_path):
@@ -210,8 +247,9 @@ def test_release_lora_layout_loads_and_switches(tmp_path):
     for name, seed in (("edit_lora", 1), ("gen_lora", 2)):
         comps = build_tiny_components()
         tr = comps["transformer"]
-        tr.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"],
-                                  init_lora_weights=False))  # fmt: skip
+        tr.add_adapter(
+            LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"], init_lora_weights=False)
+        )
         torch.manual_seed(seed)
         for n, p in tr.named_parameters():
             if "lora_B" in n:

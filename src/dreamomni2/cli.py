@@ -49,7 +49,9 @@ def _positive_int(text: str) -> int:
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     from dreamomni2.ids import ID_POLICIES
 
-    p.add_argument("-i", "--instruction", required=True, help="what to do, e.g. 'make the bag have the pattern of image 2'")
+    p.add_argument(
+        "-i", "--instruction", required=True, help="what to do, e.g. 'make the bag have the pattern of image 2'"
+    )
     p.add_argument("-o", "--output", default="out.png", help="output image path (default: out.png)")
     p.add_argument("--model", help="diffusers folder of a FLUX.1-Kontext-architecture model")
     p.add_argument("--lora", action="append", default=[], help="LoRA folder (diffusers format); repeatable")
@@ -59,8 +61,12 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--guidance", type=float, default=3.5, help="distilled guidance (release default 3.5)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--id-policy", default="dreamomni2", choices=sorted(ID_POLICIES))
-    p.add_argument("--max-area", type=_positive_int, default=None,
-                   help="pixel cap for the output and every input image (small-memory runs)")  # fmt: skip
+    p.add_argument(
+        "--max-area",
+        type=_positive_int,
+        default=None,
+        help="pixel cap for the output and every input image (small-memory runs)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
 
@@ -188,7 +194,9 @@ def _make_tiny(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         return _make_tiny(args) if args.command == "make-tiny" else _run(args)
     except UsageError as e:

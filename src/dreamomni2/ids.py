@@ -117,7 +117,7 @@ def reference_offsets(
     if pol.needs_target and target is None:
         raise ValueError(f"Id policy {pol.name!r} needs the target's packed size.")
     out = []
-    row_acc, col_acc = (target if pol.offset == "diagonal" else (0, 0))
+    row_acc, col_acc = target if pol.offset == "diagonal" else (0, 0)
     for i, (h, w) in enumerate(sizes):
         if h <= 0 or w <= 0:
             raise ValueError(f"Reference {i + 1} has an empty packed size {(h, w)}.")

@@ -26,8 +26,8 @@ from diffusers.pipelines.flux.pipeline_flux_kontext import (
 from diffusers.pipelines.flux.pipeline_output import FluxPipelineOutput
 from diffusers.utils.torch_utils import randn_tensor
 
-from dreamomni2.ids import get_policy, reference_ids, target_ids
-from dreamomni2.packing import pack_latents, packed_size, unpack_latents
+from dreamomni2.ids import get_policy, target_ids
+from dreamomni2.packing import ReferenceTokens, pack_latents, pack_references, packed_size, unpack_latents
 from dreamomni2.resize import output_size, reference_size, resize_image
 
 logger = logging.getLogger(__name__)
@@ -36,19 +36,6 @@ __all__ = ["TASKS", "DreamOmni2Pipeline", "ReferenceTokens"]
 
 TASKS = ("edit", "generate")
 _TASK_ALIASES = {"edit": "edit", "editing": "edit", "generate": "generate", "generation": "generate"}
-
-
-class ReferenceTokens:
-    """Packed reference latents and their RoPE ids.
-
-    Attributes:
-        tokens: ``[B, N_ref, 4C]`` packed latents of all references, in order.
-        ids: ``[N_ref, 3]`` float32 ids (from :func:`dreamomni2.ids.reference_ids`).
-        sizes: packed ``(h, w)`` of each reference.
-    """
-
-    def __init__(self, tokens: torch.Tensor, ids: torch.Tensor, sizes: list[tuple[int, int]]):
-        self.tokens, self.ids, self.sizes = tokens, ids, sizes
 
 
 class DreamOmni2Pipeline(FluxKontextPipeline):
@@ -126,7 +113,9 @@ class DreamOmni2Pipeline(FluxKontextPipeline):
             out.append(tensor)
         return out
 
-    def encode_images(self, images: Sequence[torch.Tensor], device: torch.device, dtype: torch.dtype) -> list[torch.Tensor]:
+    def encode_images(
+        self, images: Sequence[torch.Tensor], device: torch.device, dtype: torch.dtype
+    ) -> list[torch.Tensor]:
         """VAE-encode each prepared image once (distribution mode, as the release); ``[1, C, h, w]`` each."""
         latents = []
         for image in images:
@@ -147,16 +136,7 @@ class DreamOmni2Pipeline(FluxKontextPipeline):
         target_packed: tuple[int, int],
     ) -> ReferenceTokens | None:
         """Pack every reference latent, give it its ids, concatenate in order, expand to the batch."""
-        if not image_latents:
-            return None
-        tokens, sizes = [], []
-        for lat in image_latents:
-            if lat.shape[0] not in (1, batch_size) or batch_size % lat.shape[0]:
-                raise ValueError(f"Cannot expand an image batch of {lat.shape[0]} to a batch of {batch_size}.")
-            sizes.append(packed_size(*lat.shape[2:]))
-            tokens.append(pack_latents(lat).expand(batch_size, -1, -1))
-        ids = reference_ids(sizes, id_policy, target=target_packed)
-        return ReferenceTokens(torch.cat(tokens, dim=1), ids.to(tokens[0].device), sizes)
+        return pack_references(image_latents, batch_size, id_policy, target_packed)
 
     # ------------------------------------------------------------------ target
     def resolve_output_size(
@@ -192,7 +172,9 @@ class DreamOmni2Pipeline(FluxKontextPipeline):
             raise ValueError(f"Got {len(generator)} generators for an effective batch of {batch_size}.")
         lh, lw = 2 * (height // (self.vae_scale_factor * 2)), 2 * (width // (self.vae_scale_factor * 2))
         if latents is None:
-            noise = randn_tensor((batch_size, self.latent_channels, lh, lw), generator=generator, device=device, dtype=dtype)
+            noise = randn_tensor(
+                (batch_size, self.latent_channels, lh, lw), generator=generator, device=device, dtype=dtype
+            )
             latents = pack_latents(noise)
         else:
             if latents.shape[0] != batch_size:
@@ -363,13 +345,19 @@ class DreamOmni2Pipeline(FluxKontextPipeline):
         height, width = self.resolve_output_size(height, width, task, first_size, max_area)
 
         self.check_inputs(
-            prompt, prompt_2, height, width,
-            negative_prompt=negative_prompt, negative_prompt_2=negative_prompt_2,
-            prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_prompt_embeds,
-            pooled_prompt_embeds=pooled_prompt_embeds, negative_pooled_prompt_embeds=negative_pooled_prompt_embeds,
+            prompt,
+            prompt_2,
+            height,
+            width,
+            negative_prompt=negative_prompt,
+            negative_prompt_2=negative_prompt_2,
+            prompt_embeds=prompt_embeds,
+            negative_prompt_embeds=negative_prompt_embeds,
+            pooled_prompt_embeds=pooled_prompt_embeds,
+            negative_pooled_prompt_embeds=negative_pooled_prompt_embeds,
             callback_on_step_end_tensor_inputs=list(callback_on_step_end_tensor_inputs),
             max_sequence_length=max_sequence_length,
-        )  # fmt: skip
+        )
         if num_images_per_prompt < 1:
             raise ValueError(f"num_images_per_prompt must be >= 1, got {num_images_per_prompt}.")
         self._guidance_scale = guidance_scale
@@ -383,16 +371,28 @@ class DreamOmni2Pipeline(FluxKontextPipeline):
             negative_prompt is not None
             or (negative_prompt_embeds is not None and negative_pooled_prompt_embeds is not None)
         )
-        enc = dict(device=device, num_images_per_prompt=num_images_per_prompt,
-                   max_sequence_length=max_sequence_length, lora_scale=lora_scale)  # fmt: skip
-        cond = self.encode_prompt(prompt=prompt, prompt_2=prompt_2, prompt_embeds=prompt_embeds,
-                                  pooled_prompt_embeds=pooled_prompt_embeds, **enc)  # fmt: skip
+        enc = dict(
+            device=device,
+            num_images_per_prompt=num_images_per_prompt,
+            max_sequence_length=max_sequence_length,
+            lora_scale=lora_scale,
+        )
+        cond = self.encode_prompt(
+            prompt=prompt,
+            prompt_2=prompt_2,
+            prompt_embeds=prompt_embeds,
+            pooled_prompt_embeds=pooled_prompt_embeds,
+            **enc,
+        )
         uncond = None
         if do_true_cfg:
             uncond = self.encode_prompt(
-                prompt=negative_prompt, prompt_2=negative_prompt_2, prompt_embeds=negative_prompt_embeds,
-                pooled_prompt_embeds=negative_pooled_prompt_embeds, **enc,
-            )  # fmt: skip
+                prompt=negative_prompt,
+                prompt_2=negative_prompt_2,
+                prompt_embeds=negative_prompt_embeds,
+                pooled_prompt_embeds=negative_pooled_prompt_embeds,
+                **enc,
+            )
         batch_size, dtype = cond[0].shape[0], cond[0].dtype
         if uncond is not None and uncond[0].shape[0] != batch_size:
             raise ValueError(f"negative prompt batch {uncond[0].shape[0]} != prompt batch {batch_size}.")
@@ -408,9 +408,17 @@ class DreamOmni2Pipeline(FluxKontextPipeline):
         if self.transformer.config.guidance_embeds:
             guidance = torch.full([1], guidance_scale, device=device, dtype=torch.float32)
         latents = self.denoise(
-            latents, refs, img_ids, timesteps, guidance, cond, uncond, true_cfg_scale,
-            callback_on_step_end, callback_on_step_end_tensor_inputs,
-        )  # fmt: skip
+            latents,
+            refs,
+            img_ids,
+            timesteps,
+            guidance,
+            cond,
+            uncond,
+            true_cfg_scale,
+            callback_on_step_end,
+            callback_on_step_end_tensor_inputs,
+        )
         image = self.decode(latents, latent_size, output_type)
         self.maybe_free_model_hooks()
         if not return_dict:

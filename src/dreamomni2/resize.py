@@ -22,10 +22,24 @@ __all__ = [
 
 #: (width, height) pairs FLUX.1-Kontext was trained on (same list as diffusers' Kontext pipeline).
 PREFERRED_KONTEXT_RESOLUTIONS: tuple[tuple[int, int], ...] = (
-    (672, 1568), (688, 1504), (720, 1456), (752, 1392), (800, 1328), (832, 1248),
-    (880, 1184), (944, 1104), (1024, 1024), (1104, 944), (1184, 880), (1248, 832),
-    (1328, 800), (1392, 752), (1456, 720), (1504, 688), (1568, 672),
-)  # fmt: skip
+    (672, 1568),
+    (688, 1504),
+    (720, 1456),
+    (752, 1392),
+    (800, 1328),
+    (832, 1248),
+    (880, 1184),
+    (944, 1104),
+    (1024, 1024),
+    (1104, 944),
+    (1184, 880),
+    (1248, 832),
+    (1328, 800),
+    (1392, 752),
+    (1456, 720),
+    (1504, 688),
+    (1568, 672),
+)
 
 
 def _check_size(width: int, height: int) -> None:
@@ -74,14 +88,14 @@ def reference_size(
     if auto_resize:
         # Like the release (diffusers' get_default_height_width), the aspect ratio is taken
         # from the size floored to the multiple, not from the raw size.
-        width, height = closest_preferred_resolution(width // multiple_of * multiple_of, height // multiple_of * multiple_of)
+        width, height = closest_preferred_resolution(
+            width // multiple_of * multiple_of, height // multiple_of * multiple_of
+        )
     if max_area is not None:
         width, height = _cap_area(width, height, max_area)
     w, h = width // multiple_of * multiple_of, height // multiple_of * multiple_of
     if w == 0 or h == 0:
-        raise ValueError(
-            f"Image of {width}x{height} px is smaller than one latent patch ({multiple_of} px)."
-        )
+        raise ValueError(f"Image of {width}x{height} px is smaller than one latent patch ({multiple_of} px).")
     return w, h
 
 

@@ -14,7 +14,13 @@ from typing import Any
 
 import torch
 
-__all__ = ["build_tiny_components", "build_tiny_pipeline", "save_tiny_pipeline", "tiny_clip_tokenizer", "tiny_t5_tokenizer"]
+__all__ = [
+    "build_tiny_components",
+    "build_tiny_pipeline",
+    "save_tiny_pipeline",
+    "tiny_clip_tokenizer",
+    "tiny_t5_tokenizer",
+]
 
 
 def _byte_alphabet() -> list[str]:
@@ -98,18 +104,33 @@ def build_tiny_components(
         )
         clip = CLIPTextModel(
             CLIPTextConfig(
-                vocab_size=len(clip_tok), hidden_size=32, intermediate_size=37, num_hidden_layers=2,
-                num_attention_heads=4, max_position_embeddings=77, projection_dim=32,
-                bos_token_id=clip_tok.bos_token_id, eos_token_id=clip_tok.eos_token_id,
-                pad_token_id=clip_tok.pad_token_id, hidden_act="gelu",
+                vocab_size=len(clip_tok),
+                hidden_size=32,
+                intermediate_size=37,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                max_position_embeddings=77,
+                projection_dim=32,
+                bos_token_id=clip_tok.bos_token_id,
+                eos_token_id=clip_tok.eos_token_id,
+                pad_token_id=clip_tok.pad_token_id,
+                hidden_act="gelu",
             )
-        )  # fmt: skip
+        )
         t5 = T5EncoderModel(
             T5Config(
-                vocab_size=len(t5_tok), d_model=32, d_ff=37, d_kv=8, num_layers=2, num_heads=4,
-                relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
+                vocab_size=len(t5_tok),
+                d_model=32,
+                d_ff=37,
+                d_kv=8,
+                num_layers=2,
+                num_heads=4,
+                relative_attention_num_buckets=8,
+                pad_token_id=0,
+                eos_token_id=1,
+                decoder_start_token_id=0,
             )
-        )  # fmt: skip
+        )
         vae = AutoencoderKL(
             sample_size=32,
             in_channels=3,
@@ -128,9 +149,13 @@ def build_tiny_components(
     finally:
         torch.random.set_rng_state(state)
     scheduler = FlowMatchEulerDiscreteScheduler(
-        shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
-        base_image_seq_len=256, max_image_seq_len=4096,
-    )  # fmt: skip
+        shift=3.0,
+        use_dynamic_shifting=True,
+        base_shift=0.5,
+        max_shift=1.15,
+        base_image_seq_len=256,
+        max_image_seq_len=4096,
+    )
     return {
         "scheduler": scheduler,
         "vae": vae.eval(),
