@@ -28,7 +28,7 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from dreamomni2.ids import get_policy, target_ids
 from dreamomni2.packing import ReferenceTokens, pack_latents, pack_references, packed_size, unpack_latents
-from dreamomni2.resize import output_size, reference_size, resize_image
+from dreamomni2.resize import reference_size, resize_image, target_size
 
 logger = logging.getLogger(__name__)
 
@@ -102,16 +102,21 @@ class DreamOmni2Pipeline(FluxKontextPipeline):
             w, h = self._image_size(image)
             if w < multiple or h < multiple:
                 raise ValueError(f"Image {i + 1} is {w}x{h} px, smaller than one latent patch ({multiple} px).")
-            tw, th = reference_size(w, h, multiple_of=multiple, auto_resize=auto_resize, max_area=max_area)
-            if isinstance(image, PIL.Image.Image):
-                image = resize_image(image.convert("RGB"), (tw, th))
-            else:
-                image = self.image_processor.resize(image, th, tw)
-            tensor = self.image_processor.preprocess(image, th, tw)
+            size = reference_size(w, h, multiple_of=multiple, auto_resize=auto_resize, max_area=max_area)
+            tensor = self.image_to_tensor(image, size)
             if tensor.shape[0] != 1:
                 raise ValueError(f"Image {i + 1} holds a batch of {tensor.shape[0]}; pass one image per reference.")
             out.append(tensor)
         return out
+
+    def image_to_tensor(self, image: Any, size: tuple[int, int]) -> torch.Tensor:
+        """Resize (LANCZOS for PIL) to ``size = (w, h)`` and normalise to a ``[1, 3, h, w]`` tensor in [-1, 1]."""
+        w, h = size
+        if isinstance(image, PIL.Image.Image):
+            image = resize_image(image.convert("RGB"), (w, h))
+        else:
+            image = self.image_processor.resize(image, h, w)
+        return self.image_processor.preprocess(image, h, w)
 
     def encode_images(
         self, images: Sequence[torch.Tensor], device: torch.device, dtype: torch.dtype
@@ -149,12 +154,9 @@ class DreamOmni2Pipeline(FluxKontextPipeline):
     ) -> tuple[int, int]:
         """Output ``(height, width)``: edit defaults to the first image's prepared size, else 1024^2-like."""
         default = self.default_sample_size * self.vae_scale_factor
-        if task == "edit" and first_image_size is not None:
-            width, height = width or first_image_size[0], height or first_image_size[1]
-        height, width = height or default, width or default
-        w, h = output_size(width, height, max_area=max_area, multiple_of=self.vae_scale_factor * 2)
+        w, h = target_size(task, first_image_size, (width, height), max_area, self.vae_scale_factor * 2, default)
         if (h, w) != (height, width):
-            logger.info("Output size adjusted from %dx%d to %dx%d (max_area=%d).", width, height, w, h, max_area)
+            logger.info("Output size %sx%s -> %dx%d (task=%s, max_area=%d).", width, height, w, h, task, max_area)
         return h, w
 
     def prepare_target(

@@ -18,6 +18,7 @@ __all__ = [
     "output_size",
     "reference_size",
     "resize_image",
+    "target_size",
 ]
 
 #: (width, height) pairs FLUX.1-Kontext was trained on (same list as diffusers' Kontext pipeline).
@@ -118,3 +119,26 @@ def resize_image(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     if image.size == tuple(size):
         return image.copy()
     return image.resize(tuple(size), resample=Image.Resampling.LANCZOS)
+
+
+def target_size(
+    task: str | None,
+    first_image_size: tuple[int, int] | None,
+    requested: tuple[int | None, int | None] = (None, None),
+    max_area: int = 1024**2,
+    multiple_of: int = 16,
+    default: int = 1024,
+) -> tuple[int, int]:
+    """Output ``(width, height)`` of a call; the pipeline and the trainer both use it.
+
+    Args:
+        task: ``"edit"`` (missing sides come from the first image's prepared size),
+            ``"generate"`` or ``None`` (missing sides default to ``default``, the release).
+        first_image_size: prepared ``(width, height)`` of the first input image, if any.
+        requested: ``(width, height)`` asked for; ``None`` for a side means "default".
+        max_area, multiple_of: as in :func:`output_size`.
+    """
+    width, height = requested
+    if task == "edit" and first_image_size is not None:
+        width, height = width or first_image_size[0], height or first_image_size[1]
+    return output_size(width or default, height or default, max_area=max_area, multiple_of=multiple_of)

@@ -161,11 +161,16 @@ def build_tiny_qwen_vl(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = Qwen2_5_VLForConditionalGeneration(config).eval()
+    # Same fields as Qwen2.5-VL-7B-Instruct's generation_config.json (the planner overrides do_sample).
     model.generation_config = GenerationConfig(
         bos_token_id=ids["<|endoftext|>"],
         eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]],
         pad_token_id=ids["<|endoftext|>"],
-        do_sample=False,
+        do_sample=True,
+        repetition_penalty=1.05,
+        temperature=0.1,
+        top_p=0.001,
+        top_k=1,
     )
     model.save_pretrained(folder)
 

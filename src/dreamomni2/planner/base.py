@@ -1,0 +1,302 @@
+"""Instruction planner API: the prompt record, the base class, reply parsing and the factory.
+
+DreamOmni2's release sends the user's instruction and all images to a fine-tuned
+Qwen2.5-VL as ONE user turn: the images in the given order (each once, resized with the
+Kontext rule), then the text ``instruction + " It is editing task."`` (or
+``" It is generation task."``), decoded greedily. The reply is a wrapped, rewritten prompt
+that the release unwraps by slicing 6 leading and 7 trailing characters (a ``<gen>…</gen>``-like
+wrapper of unconfirmed form). :func:`parse_reply` unwraps it by pattern instead, never by
+fixed character counts, and falls back to the instruction when nothing is left.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image
+
+from dreamomni2.resize import reference_size, resize_image
+
+__all__ = [
+    "TASK_SUFFIXES",
+    "NonePlanner",
+    "PlannedPrompt",
+    "Planner",
+    "PlannerError",
+    "build_user_text",
+    "make_planner",
+    "normalize_task",
+    "parse_reply",
+    "prepare_planner_images",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The release's text suffixes, appended verbatim to the instruction (note the leading space).
+TASK_SUFFIXES: dict[str, str] = {"edit": " It is editing task.", "generate": " It is generation task."}
+
+_TASK_ALIASES = {"edit": "edit", "editing": "edit", "generate": "generate", "generation": "generate"}
+
+
+class PlannerError(RuntimeError):
+    """The planner backend failed (unreachable endpoint, HTTP error, malformed reply)."""
+
+
+@dataclass
+class PlannedPrompt:
+    """What a planner made of an instruction.
+
+    Attributes:
+        prompt: the prompt to give the diffusion model.
+        raw_reply: the backend's reply before parsing (``""`` for :class:`NonePlanner`).
+        backend: ``"none"``, ``"qwen"`` or ``"openai"``.
+        fell_back: True when the reply held no usable prompt and ``prompt`` is the instruction.
+    """
+
+    prompt: str
+    raw_reply: str
+    backend: str
+    fell_back: bool
+
+
+def normalize_task(task: str) -> str:
+    """Canonical task name (``"edit"`` or ``"generate"``; ``"editing"``/``"generation"`` accepted)."""
+    if not isinstance(task, str) or task.lower() not in _TASK_ALIASES:
+        raise ValueError(f"Unknown planner task {task!r}; use 'edit' or 'generate'.")
+    return _TASK_ALIASES[task.lower()]
+
+
+def build_user_text(instruction: str, task: str) -> str:
+    """The text part of the planner's user turn, exactly as the release builds it.
+
+    The instruction is used verbatim (no stripping, like the release) followed by the task
+    suffix, e.g. ``"Make it red." -> "Make it red. It is editing task."``.
+
+    Args:
+        instruction: the user's free-form instruction.
+        task: ``"edit"`` or ``"generate"``.
+
+    Returns:
+        ``instruction + " It is editing task."`` or ``instruction + " It is generation task."``.
+    """
+    if not isinstance(instruction, str):
+        raise TypeError(f"instruction must be a str, got {type(instruction).__name__}.")
+    return instruction + TASK_SUFFIXES[normalize_task(task)]
+
+
+def prepare_planner_images(images: Sequence[Image.Image], max_area: int | None = None) -> list[Image.Image]:
+    """Resize images with the Kontext rule (as the release does before the VLM), in order.
+
+    Args:
+        images: PIL images, in the order the user gave them.
+        max_area: optional pixel cap passed to :func:`dreamomni2.resize.reference_size` (small runs).
+
+    Returns:
+        New RGB images of ``reference_size(w, h, max_area=max_area)``.
+    """
+    if isinstance(images, Image.Image):
+        raise TypeError("images must be a list of PIL images, not a single image.")
+    out = []
+    for i, img in enumerate(images):
+        if not isinstance(img, Image.Image):
+            raise TypeError(f"images[{i}] is a {type(img).__name__}, not a PIL image.")
+        img = img.convert("RGB") if img.mode != "RGB" else img
+        out.append(resize_image(img, reference_size(*img.size, max_area=max_area)))
+    return out
+
+
+# --- reply parsing ---------------------------------------------------------------------------
+
+_KNOWN_TAGS = ("gen", "edit", "prompt", "answer", "generation", "editing", "output", "caption")
+_TAG = r"[A-Za-z][\w-]*"
+_ROLE_HEADER = re.compile(r"<\|im_start\|>\s*(?:assistant|user|system)?[ \t]*\n?")
+_SPECIAL_TOKEN = re.compile(r"<\|[A-Za-z0-9_]+\|>")
+_KNOWN_PAIR = re.compile(rf"<({'|'.join(_KNOWN_TAGS)})>(.*?)</\1>", re.IGNORECASE | re.DOTALL)
+_WHOLE_PAIR = re.compile(rf"^<({_TAG})>(.*)</\1>$", re.DOTALL)
+_LEADING_TAG = re.compile(rf"^</?{_TAG}>")
+_TRAILING_TAG = re.compile(rf"</?{_TAG}>$")
+_KNOWN_TAG_ANYWHERE = re.compile(rf"</?(?:{'|'.join(_KNOWN_TAGS)})>", re.IGNORECASE)
+_FENCE_OPEN = re.compile(r"^```[\w-]*[ \t]*\n?")
+_FENCE_CLOSE = re.compile(r"\n?```$")
+_QUOTES = (('"', '"'), ("'", "'"), ("\u201c", "\u201d"), ("\u2018", "\u2019"), ("`", "`"))
+
+
+def _unwrap_once(text: str) -> str:
+    """One round of peeling whitespace, code fences, wrapper tags and quotes off ``text``."""
+    text = text.strip()
+    if text.startswith("```"):
+        text = _FENCE_CLOSE.sub("", _FENCE_OPEN.sub("", text)).strip()
+    match = _WHOLE_PAIR.match(text)
+    if match:
+        return match.group(2)
+    text = _LEADING_TAG.sub("", text).strip()  # unclosed opening tag or stray closing tag at the start
+    text = _TRAILING_TAG.sub("", text).strip()  # stray closing tag (or opening tag) at the end
+    for left, right in _QUOTES:
+        inner = text[len(left) : -len(right)]
+        if len(text) >= 2 and text[0] == left and text[-1] == right and left not in inner and right not in inner:
+            return inner
+    return text
+
+
+def parse_reply(reply: str | None, fallback: str) -> tuple[str, bool]:
+    """Extract the rewritten prompt from a planner reply.
+
+    Removes chat special tokens (``<|im_end|>``, ``<|endoftext|>``, ``<|im_start|>assistant`` ...), then
+    takes the content of the first known wrapper pair found anywhere (``<gen>``, ``<edit>``, ``<prompt>``,
+    ``<answer>`` ...), and repeatedly peels surrounding whitespace, code fences, any single ``<tag>…</tag>``
+    pair wrapping the whole text, an unclosed opening tag, a stray closing tag and matching quotes.
+    Leftover known wrapper tags inside the text are dropped. Never slices fixed character counts.
+
+    Args:
+        reply: the backend's decoded reply (``None`` is treated as empty).
+        fallback: what to return when nothing usable is left (the user's instruction).
+
+    Returns:
+        ``(prompt, fell_back)``; ``fell_back`` is True (and a warning is logged) when the parsed
+        reply was empty or whitespace-only and ``prompt`` is ``fallback``.
+    """
+    text = reply or ""
+    text = _SPECIAL_TOKEN.sub("", _ROLE_HEADER.sub("", text))
+    match = _KNOWN_PAIR.search(text)
+    if match:
+        text = match.group(2)
+    for _ in range(16):
+        new = _unwrap_once(text)
+        if new == text:
+            break
+        text = new
+    text = _KNOWN_TAG_ANYWHERE.sub("", text).strip()
+    if not text:
+        logger.warning("Planner reply %r holds no prompt; using the instruction as the prompt.", (reply or "")[:200])
+        return fallback, True
+    return text, False
+
+
+# --- planners --------------------------------------------------------------------------------
+
+
+class Planner(ABC):
+    """Turns an instruction plus reference images into the diffusion prompt.
+
+    Subclasses implement :meth:`generate_reply`; :meth:`plan` validates the task, resizes the
+    images with the Kontext rule (``max_area`` caps them for small runs) and parses the reply.
+    """
+
+    backend: str = "base"
+    max_area: int | None = None
+
+    def plan(self, images: Sequence[Image.Image], instruction: str, task: str) -> PlannedPrompt:
+        """Plan the prompt for one request.
+
+        Args:
+            images: the request's images, in order (the image to edit first for ``"edit"``).
+            instruction: the user's free-form instruction.
+            task: ``"edit"`` or ``"generate"``.
+
+        Returns:
+            A :class:`PlannedPrompt`; on an empty reply its prompt is the instruction (``fell_back``).
+        """
+        task = normalize_task(task)
+        build_user_text(instruction, task)  # validates the instruction
+        prepared = prepare_planner_images(images, max_area=self.max_area)
+        raw = self.generate_reply(prepared, instruction, task)
+        prompt, fell_back = parse_reply(raw, instruction)
+        return PlannedPrompt(prompt=prompt, raw_reply=raw or "", backend=self.backend, fell_back=fell_back)
+
+    @abstractmethod
+    def generate_reply(self, images: list[Image.Image], instruction: str, task: str) -> str:
+        """The backend's raw reply for already-resized images and a validated task."""
+
+
+class NonePlanner(Planner):
+    """No planner: the instruction itself is the prompt (images are not looked at)."""
+
+    backend = "none"
+
+    def plan(self, images: Sequence[Image.Image], instruction: str, task: str) -> PlannedPrompt:
+        """Return the instruction unchanged (``raw_reply=""``, ``fell_back=False``).
+
+        Args:
+            images: ignored (checked to be a sequence).
+            instruction: the user's instruction, used verbatim as the prompt.
+            task: ``"edit"`` or ``"generate"`` (validated).
+
+        Returns:
+            ``PlannedPrompt(instruction, "", "none", False)``.
+        """
+        normalize_task(task)
+        build_user_text(instruction, task)
+        if isinstance(images, Image.Image):
+            raise TypeError("images must be a list of PIL images, not a single image.")
+        return PlannedPrompt(prompt=instruction, raw_reply="", backend=self.backend, fell_back=False)
+
+    def generate_reply(self, images: list[Image.Image], instruction: str, task: str) -> str:
+        """The instruction itself."""
+        return instruction
+
+
+_SPEC_HELP = "use 'none', 'qwen:DIR', 'openai:URL' or 'openai:URL#model'"
+
+
+def _accepted(cls: type, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The subset of ``kwargs`` that ``cls.__init__`` accepts."""
+    params = inspect.signature(cls.__init__).parameters
+    return {k: v for k, v in kwargs.items() if k in params}
+
+
+def make_planner(spec: str, **kw: Any) -> Planner:
+    """Build a planner from a spec string.
+
+    Options that only apply to other backends are dropped (so callers may pass one set of
+    options for every backend); an option no backend knows raises ``TypeError``. For
+    ``openai``, ``max_new_tokens`` stands in for ``max_tokens``.
+
+    Args:
+        spec: ``"none"``; ``"qwen:DIR"`` (local Qwen2.5-VL folder, e.g. the release's ``vlm-model``);
+            ``"openai:URL"`` or ``"openai:URL#model"`` (an OpenAI-compatible server, e.g. vLLM).
+        **kw: backend options: ``device``, ``dtype``, ``max_new_tokens``, ``max_area`` (qwen);
+            ``model``, ``api_key``, ``timeout``, ``max_tokens``, ``max_area`` (openai).
+
+    Returns:
+        The planner (a Qwen planner loads its model lazily, on first use).
+
+    Raises:
+        ValueError: on a malformed spec. FileNotFoundError: when the qwen folder or its config is missing.
+    """
+    from dreamomni2.planner.openai import OpenAIPlanner
+    from dreamomni2.planner.qwen import QwenPlanner
+
+    known = set()
+    for cls in (QwenPlanner, OpenAIPlanner):
+        known |= set(inspect.signature(cls.__init__).parameters) - {"self", "model_dir", "base_url"}
+    unknown = sorted(set(kw) - known)
+    if unknown:
+        raise TypeError(f"Unknown planner option(s) {unknown}; known: {sorted(known)}.")
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(f"Empty planner spec {spec!r}; {_SPEC_HELP}.")
+    spec = spec.strip()
+    kind, sep, rest = spec.partition(":")
+    kind = kind.lower()
+    if kind == "none" and not sep:
+        return NonePlanner()
+    if kind == "qwen" and sep:
+        if not rest:
+            raise ValueError(f"Planner spec {spec!r} names no folder; {_SPEC_HELP}.")
+        return QwenPlanner(rest, **_accepted(QwenPlanner, kw))
+    if kind == "openai" and sep:
+        url, _, model = rest.partition("#")
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"Planner spec {spec!r}: the URL must start with http:// or https://; {_SPEC_HELP}.")
+        opts = dict(kw)
+        if "max_tokens" not in opts and "max_new_tokens" in opts:
+            opts["max_tokens"] = opts["max_new_tokens"]
+        if model:
+            opts["model"] = model
+        return OpenAIPlanner(url, **_accepted(OpenAIPlanner, opts))
+    raise ValueError(f"Bad planner spec {spec!r}; {_SPEC_HELP}.")

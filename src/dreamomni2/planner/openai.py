@@ -1,0 +1,141 @@
+"""Planner behind an OpenAI-compatible chat completions server (e.g. vLLM serving ``vlm-model``).
+
+Standard library only. Sends the release's single user turn: one ``image_url`` part per image
+(PNG data URLs, in order), then the text part ``instruction + task suffix``; ``temperature: 0``.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import io
+import json
+import logging
+import os
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from typing import Any
+
+from PIL import Image
+
+from dreamomni2.planner.base import Planner, PlannerError, build_user_text, normalize_task
+
+__all__ = ["OpenAIPlanner", "image_data_url"]
+
+logger = logging.getLogger(__name__)
+
+
+def image_data_url(image: Image.Image) -> str:
+    """A ``data:image/png;base64,...`` URL of ``image``."""
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    """``text`` on one line, cut to ``limit`` characters."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _content_text(content: Any) -> str:
+    """The text of a message ``content`` (a string or a list of parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return ""
+
+
+class OpenAIPlanner(Planner):
+    """Planner that POSTs to ``{base_url}/chat/completions``.
+
+    Args:
+        base_url: server root including the API prefix, e.g. ``http://127.0.0.1:8000/v1`` (a URL that
+            already ends with ``/chat/completions`` is used as is).
+        model: the served model name.
+        api_key: bearer token; defaults to the ``OPENAI_API_KEY`` environment variable (optional).
+        timeout: seconds to wait for the server.
+        max_tokens: generation budget for the rewritten prompt.
+        max_area: optional pixel cap for the Kontext resize of the images (not in the release).
+    """
+
+    backend = "openai"
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str = "default",
+        api_key: str | None = None,
+        timeout: float = 60,
+        max_tokens: int = 256,
+        max_area: int | None = None,
+    ) -> None:
+        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}.")
+        base = base_url.rstrip("/")
+        self.url = base if base.endswith("/chat/completions") else base + "/chat/completions"
+        self.model = model
+        self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY") or None
+        self.timeout = timeout
+        self.max_tokens = int(max_tokens)
+        self.max_area = max_area
+
+    def build_payload(self, images: Sequence[Image.Image], instruction: str, task: str) -> dict[str, Any]:
+        """The JSON request body: one user turn, images (data URLs, in order) then the text.
+
+        Args:
+            images: the (already resized) images, in order.
+            instruction: the user's instruction.
+            task: ``"edit"`` or ``"generate"``.
+
+        Returns:
+            The chat completions request as a dict.
+        """
+        content: list[dict[str, Any]] = [
+            {"type": "image_url", "image_url": {"url": image_data_url(img)}} for img in images
+        ]
+        content.append({"type": "text", "text": build_user_text(instruction, normalize_task(task))})
+        return {
+            "model": self.model,
+            "messages": [{"role": "user", "content": content}],
+            "temperature": 0,
+            "max_tokens": self.max_tokens,
+        }
+
+    def generate_reply(self, images: list[Image.Image], instruction: str, task: str) -> str:
+        """POST the request and return the first choice's message content (``""`` when absent)."""
+        body = json.dumps(self.build_payload(images, instruction, task)).encode("utf-8")
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as err:
+            detail = err.read().decode("utf-8", "replace") if err.fp is not None else ""
+            raise PlannerError(
+                f"Planner endpoint {self.url} answered HTTP {err.code} {err.reason}: {_one_line(detail)}"
+            ) from err
+        except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as err:
+            reason = getattr(err, "reason", err)
+            raise PlannerError(f"Cannot reach planner endpoint {self.url}: {_one_line(reason)}") from err
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise PlannerError(f"Planner endpoint {self.url} sent malformed JSON: {_one_line(raw[:200])}") from err
+        if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
+            error = data.get("error") if isinstance(data, dict) else None
+            raise PlannerError(
+                f"Planner endpoint {self.url} sent no 'choices'"
+                + (f" (error: {_one_line(json.dumps(error))})" if error else f": {_one_line(json.dumps(data))}")
+            )
+        choices = data["choices"]
+        first = choices[0] if choices and isinstance(choices[0], dict) else {}
+        message = first.get("message") if isinstance(first.get("message"), dict) else {}
+        text = _content_text(message.get("content"))
+        if not text.strip():
+            logger.debug("Planner endpoint %s sent a reply without content.", self.url)
+        return text
