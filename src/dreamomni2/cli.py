@@ -82,6 +82,16 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("images", nargs="+", metavar="IMAGE", help="1 to 5 reference images")
     gen.add_argument("--size", type=_parse_size, default=(1024, 1024), help="output WIDTHxHEIGHT (default 1024x1024)")
     _add_run_options(gen)
+    train = sub.add_parser("train", help="fine-tune on a manifest (LoRA or full), config in YAML")
+    train.add_argument("config", help="YAML job file (see configs/)")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. train.lr=1e-4")
+    train.add_argument("--debug", action="store_true")
+    data = sub.add_parser("data", help="data tools")
+    data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+    check = data_sub.add_parser("check", help="list every bad row of a manifest with its line number")
+    check.add_argument("manifest")
+    check.add_argument("--max-images", type=_positive_int, default=5)
+    check.add_argument("--debug", action="store_true")
     tiny = sub.add_parser("make-tiny", help="write a tiny random pipeline folder (for trying the CLI offline)")
     tiny.add_argument("folder")
     tiny.add_argument("--seed", type=int, default=0)
@@ -192,13 +202,46 @@ def _make_tiny(args) -> int:
     return 0
 
 
+def _train(args) -> int:
+    from dreamomni2.train.config import ConfigError, load_config
+    from dreamomni2.train.loop import train
+
+    try:
+        cfg = load_config(args.config, args.set)
+    except ConfigError as e:
+        raise UsageError(str(e)) from None
+    if not Path(cfg.data.manifest).is_file():
+        raise UsageError(f"data.manifest {cfg.data.manifest}: no such file")
+    if cfg.model.pretrained and not (Path(cfg.model.pretrained) / "model_index.json").is_file():
+        raise UsageError(f"model.pretrained {cfg.model.pretrained}: not a diffusers pipeline folder")
+    result = train(cfg)
+    first, last = (result.losses[0], result.losses[-1]) if result.losses else (float("nan"),) * 2
+    print(f"trained {result.steps} steps (loss {first:.4f} -> {last:.4f}); wrote {result.output}")
+    return 0
+
+
+def _data_check(args) -> int:
+    from dreamomni2.train.data import read_manifest
+
+    try:
+        samples, problems = read_manifest(args.manifest, max_images=args.max_images)
+    except FileNotFoundError as e:
+        raise UsageError(str(e)) from None
+    for p in problems:
+        print(f"{args.manifest}:{p}")
+    rows = len(samples) + len({p.line for p in problems})
+    print(f"{len(samples)} good rows, {len({p.line for p in problems})} bad rows of {rows}")
+    return 1 if problems else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
     try:
-        return _make_tiny(args) if args.command == "make-tiny" else _run(args)
+        commands = {"make-tiny": _make_tiny, "train": _train, "data": _data_check}
+        return commands.get(args.command, _run)(args)
     except UsageError as e:
         print(f"dreamomni2: error: {e}", file=sys.stderr)
         return EXIT_USAGE

@@ -1,0 +1,250 @@
+"""Training job configuration: YAML into dataclasses, unknown keys rejected by name.
+
+One YAML file describes a whole job (model, data, network, train, validation sections;
+the layout follows ostris/ai-toolkit's job files). ``--set section.key=value`` overrides.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "ConfigError",
+    "DataConfig",
+    "JobConfig",
+    "ModelConfig",
+    "NetworkConfig",
+    "TrainConfig",
+    "ValidationCase",
+    "ValidationConfig",
+    "apply_overrides",
+    "from_dict",
+    "load_config",
+]
+
+
+class ConfigError(ValueError):
+    """A malformed configuration; the message names the offending key."""
+
+
+@dataclass
+class ModelConfig:
+    """Where the base pipeline comes from."""
+
+    pretrained: str | None = None  # diffusers folder (FLUX.1-Kontext layout)
+    tiny: dict[str, Any] | None = None  # or: tiny random components (kwargs of build_tiny_components)
+    dtype: str = "float32"  # weights dtype of the frozen parts
+    id_policy: str = "dreamomni2"
+
+
+@dataclass
+class DataConfig:
+    manifest: str = ""
+    max_area: int = 1024**2  # target pixel area (the pipeline's max_area)
+    reference_max_area: int | None = None  # cap on each reference after snapping
+    auto_resize: bool = True
+    max_images: int = 5
+    on_bad_row: str = "skip"  # or "stop"
+    shuffle_references: bool = False  # permute references (not an edit's source), renumbering the text
+    max_sequence_length: int = 512
+    use_prompt: bool = True  # train on the planned "prompt" column when present, else the instruction
+
+
+@dataclass
+class NetworkConfig:
+    type: str = "lora"  # or "full"
+    rank: int = 16
+    alpha: float = 16.0
+    dropout: float = 0.0
+    # attention projections of both block kinds (double- and single-stream) by default
+    targets: list[str] = field(
+        default_factory=lambda: ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out"]
+    )
+
+
+@dataclass
+class TrainConfig:
+    output_dir: str = "runs/train"
+    steps: int = 1000
+    batch_size: int = 1  # global batch per optimizer micro-step, across processes
+    grad_accum: int = 1
+    lr: float = 1e-4
+    lr_schedule: str = "constant"  # constant | linear | cosine (with warmup)
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
+    adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    adam_eps: float = 1e-8
+    optimizer: str = "adamw"  # or "adamw8bit" (bitsandbytes)
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    timestep_sampling: str = "logit_normal"  # uniform | logit_normal | shifted
+    logit_mean: float = 0.0
+    logit_std: float = 1.0
+    shift: float = 3.0
+    guidance: float = 3.5
+    mixed_precision: str = "no"  # no | bf16 | fp16
+    gradient_checkpointing: bool = False
+    cache: bool = True
+    cache_dir: str | None = None  # default: <output_dir>/cache
+    checkpoint_every: int = 0
+    keep_last: int = 2
+    resume: str | None = "auto"  # auto | a checkpoint folder | null
+    log_every: int = 10
+
+
+@dataclass
+class ValidationCase:
+    images: list[str] = field(default_factory=list)
+    prompt: str = ""
+    task: str = "edit"
+    width: int | None = None
+    height: int | None = None
+
+
+@dataclass
+class ValidationConfig:
+    every: int = 0
+    steps: int = 8
+    seed: int = 0
+    cases: list[ValidationCase] = field(default_factory=list)
+
+
+@dataclass
+class JobConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+
+    def validate(self) -> JobConfig:
+        from dreamomni2.ids import get_policy
+
+        checks = [
+            (self.model.pretrained or self.model.tiny is not None, "model.pretrained (or model.tiny) is required"),
+            (bool(self.data.manifest), "data.manifest is required"),
+            (self.data.on_bad_row in ("skip", "stop"), "data.on_bad_row must be 'skip' or 'stop'"),
+            (self.network.type in ("lora", "full"), "network.type must be 'lora' or 'full'"),
+            (self.train.steps > 0, "train.steps must be > 0"),
+            (self.train.batch_size > 0, "train.batch_size must be > 0"),
+            (self.train.grad_accum > 0, "train.grad_accum must be > 0"),
+            (self.train.lr_schedule in ("constant", "linear", "cosine"), "train.lr_schedule: constant|linear|cosine"),
+            (self.train.optimizer in ("adamw", "adamw8bit"), "train.optimizer must be 'adamw' or 'adamw8bit'"),
+            (
+                self.train.timestep_sampling in ("uniform", "logit_normal", "shifted"),
+                "train.timestep_sampling: uniform|logit_normal|shifted",
+            ),
+            (self.train.mixed_precision in ("no", "bf16", "fp16"), "train.mixed_precision: no|bf16|fp16"),
+            (len(self.train.adam_betas) == 2, "train.adam_betas needs two values"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ConfigError(msg)
+        try:
+            get_policy(self.model.id_policy)
+        except ValueError as e:
+            raise ConfigError(f"model.id_policy: {e}") from None
+        return self
+
+
+def _convert(tp: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, where)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None:
+            if type(None) in args:
+                return None
+            raise ConfigError(f"{where}: must not be null")
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _convert(a, value, where)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{where}: {value!r} is not a valid {tp}")
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        (item,) = typing.get_args(tp)
+        return [_convert(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is Any:
+        return value
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is float and isinstance(value, str):  # YAML 1.1 reads "1e-4" (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if tp is bool and not isinstance(value, bool):
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if tp is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if tp in (str, float) and not isinstance(value, tp):
+        raise ConfigError(f"{where}: expected {tp.__name__}, got {value!r}")
+    return value
+
+
+def from_dict(cls: type, data: Any, where: str = "") -> Any:
+    """Build dataclass ``cls`` from a mapping; unknown keys raise :class:`ConfigError` naming them."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        prefix = f"{where}." if where else ""
+        raise ConfigError(f"unknown key {prefix}{unknown[0]} (known: {', '.join(sorted(names))})")
+    kwargs = {k: _convert(hints[k], v, f"{where}.{k}" if where else k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Apply ``a.b=value`` overrides (values parsed as YAML) to a nested mapping."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected key=value")
+        key, raw = item.split("=", 1)
+        node = data
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {key}: {p} is not a section")
+        node[parts[-1]] = yaml.safe_load(raw)
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None, base: dict | None = None) -> JobConfig:
+    """Read a YAML job file (or ``base``), apply overrides, validate.
+
+    Relative paths in ``data.manifest`` and ``model.pretrained`` stay as written (relative to the
+    working directory), like every other CLI path.
+    """
+    data: dict = dict(base or {})
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"{p}: no such config file")
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
+    data = apply_overrides(data, overrides or [])
+    return from_dict(JobConfig, data).validate()
