@@ -3,10 +3,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+# Tiny models: one thread is many times faster than two competing ones on a small shared CPU.
+torch.set_num_threads(1)
 
 RELEASE_EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "release_examples"
 

@@ -65,7 +65,16 @@ class NetworkConfig:
     dropout: float = 0.0
     # attention projections of both block kinds (double- and single-stream) by default
     targets: list[str] = field(
-        default_factory=lambda: ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out"]
+        default_factory=lambda: [
+            "to_q",
+            "to_k",
+            "to_v",
+            "to_out.0",
+            "add_q_proj",
+            "add_k_proj",
+            "add_v_proj",
+            "to_add_out",
+        ]
     )
 
 
@@ -231,7 +240,9 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return data
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None, base: dict | None = None) -> JobConfig:
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | None = None, base: dict | None = None
+) -> JobConfig:
     """Read a YAML job file (or ``base``), apply overrides, validate.
 
     Relative paths in ``data.manifest`` and ``model.pretrained`` stay as written (relative to the

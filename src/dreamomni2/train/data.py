@@ -168,9 +168,7 @@ def renumber_images(text: str, mapping: dict[int, int]) -> str:
     return _IMAGE_REF.sub(sub, text)
 
 
-def bucket_batches(
-    keys: Sequence[tuple], batch_size: int, seed: int, epoch: int
-) -> Iterator[list[int]]:
+def bucket_batches(keys: Sequence[tuple], batch_size: int, seed: int, epoch: int) -> Iterator[list[int]]:
     """Batches of sample indices whose samples share a size bucket (no padding needed).
 
     Deterministic in ``(seed, epoch)``. Each bucket is shuffled and cut into full batches; the

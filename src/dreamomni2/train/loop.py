@@ -51,7 +51,9 @@ class Trainer:
         self.cfg = cfg
         t = cfg.train
         self.acc = accelerator or Accelerator(
-            gradient_accumulation_steps=t.grad_accum, mixed_precision=t.mixed_precision, cpu=not torch.cuda.is_available()
+            gradient_accumulation_steps=t.grad_accum,
+            mixed_precision=t.mixed_precision,
+            cpu=not torch.cuda.is_available(),
         )
         if t.batch_size % self.acc.num_processes:
             raise ValueError(f"train.batch_size={t.batch_size} must divide over {self.acc.num_processes} processes")
@@ -177,9 +179,7 @@ class Trainer:
         c, h, w = data["target"].shape[1:]
         # the whole global batch's noise and sigmas, then this process's rows
         noise = torch.randn((t.batch_size, (h // 2) * (w // 2), c * 4), generator=self.noise_gen)
-        sigmas = sample_sigmas(
-            t.batch_size, self.noise_gen, t.timestep_sampling, t.logit_mean, t.logit_std, t.shift
-        )
+        sigmas = sample_sigmas(t.batch_size, self.noise_gen, t.timestep_sampling, t.logit_mean, t.logit_std, t.shift)
         noise, sigmas = noise[lo : lo + local].to(acc.device), sigmas[lo : lo + local].to(acc.device)
         guidance = t.guidance if self.pipe.transformer.config.guidance_embeds else None
         return flow_matching_loss(
@@ -196,7 +196,7 @@ class Trainer:
         model.eval()
         total, count = 0.0, 0
         guidance = self.cfg.train.guidance if self.pipe.transformer.config.guidance_embeds else None
-        for i, sample in enumerate(self.samples):
+        for sample in self.samples:
             e = self.encoder.encode(sample, sample.text(self.cfg.data.use_prompt), device=self.acc.device)
             c, h, w = e.target.shape[1:]
             for s in sigmas:
