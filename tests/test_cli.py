@@ -90,7 +90,6 @@ def test_same_seed_same_image_other_seed_differs(tiny_dir, pics, tmp_path):
         (["edit", "{text}", "-i", "x"], "not an image file"),
         (["edit", "{dir}", "-i", "x"], "not a file"),
         (["edit", "{p0}", "-i", "x", "--model", "{nomodel}"], "not a diffusers pipeline folder"),
-        (["edit", "{p0}", "-i", "x"], "no model given"),
         (["edit", "{p0}", "-i", "x", "--size", "12by3", "--model", "{tiny}"], "bad size '12by3'"),
         (["edit", "{p0}", "-i", "x", "--steps", "0", "--model", "{tiny}"], "expected a positive integer"),
         (["edit", "{p0}", "-i", "x", "--id-policy", "uno", "--model", "{tiny}"], "invalid choice: 'uno'"),
@@ -126,6 +125,24 @@ def test_bad_input_one_line_exit_2(argv, message, tiny_dir, pics, tmp_path, caps
     assert message in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not (tmp_path / "out.png").exists()
+
+
+def test_no_model_anywhere(monkeypatch, pics, tmp_path, capsys):
+    import dreamomni2.mini
+
+    monkeypatch.setattr(dreamomni2.mini, "MODEL_DIR", tmp_path / "nothing")
+    assert main(["edit", pics[0], "-i", "x", "-o", str(tmp_path / "o.png")]) == 2
+    assert "no model given: pass --model DIR" in capsys.readouterr().err
+
+
+def test_planner_prompt_is_printed(tiny_dir, pics, tmp_path, capsys):
+    out = tmp_path / "p.png"
+    args = ["edit", *pics[:2], "-i", "Give the thing in the first picture the hue of the second picture.", "-o",
+            str(out), "--model", str(tiny_dir), "--steps", "1", "--max-area", "4096", "--quiet", "--planner", "mini"]  # fmt: skip
+    assert main(args) == 0
+    assert "prompt: Make the object in image 1 have the colour of the object in image 2." in capsys.readouterr().out
+    assert main([*args[:-1], "qwen:/no/such/folder"]) == 2
+    assert "--planner qwen:/no/such/folder" in capsys.readouterr().err
 
 
 def test_console_script_no_traceback(tmp_path):

@@ -53,20 +53,28 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         "-i", "--instruction", required=True, help="what to do, e.g. 'make the bag have the pattern of image 2'"
     )
     p.add_argument("-o", "--output", default="out.png", help="output image path (default: out.png)")
-    p.add_argument("--model", help="diffusers folder of a FLUX.1-Kontext-architecture model")
+    p.add_argument("--model", help="diffusers folder of a FLUX.1-Kontext-architecture model (default: the mini model)")
     p.add_argument("--lora", action="append", default=[], help="LoRA folder (diffusers format); repeatable")
+    p.add_argument(
+        "--release", help="DreamOmni2 release folder (edit_lora/, gen_lora/, vlm-model/); --model is the base"
+    )
+    p.add_argument(
+        "--planner", help="none | mini | qwen:DIR | openai:URL[#model] (default: the model's own, else none)"
+    )
+    p.add_argument("--memory", default="full", choices=["full", "balanced", "low", "minimal"], help="memory mode")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
-    p.add_argument("--steps", type=_positive_int, default=30, help="denoising steps (release default 30)")
-    p.add_argument("--guidance", type=float, default=3.5, help="distilled guidance (release default 3.5)")
+    p.add_argument("--steps", type=_positive_int, default=None, help="denoising steps (default: the model's, else 30)")
+    p.add_argument("--guidance", type=float, default=None, help="distilled guidance (default 3.5)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--id-policy", default="dreamomni2", choices=sorted(ID_POLICIES))
+    p.add_argument("--id-policy", default=None, choices=sorted(ID_POLICIES), help="reference ids (default dreamomni2)")
     p.add_argument(
         "--max-area",
         type=_positive_int,
         default=None,
         help="pixel cap for the output and every input image (small-memory runs)",
     )
+    p.add_argument("--no-auto-resize", action="store_true", help="keep input sizes (floored to 16) instead of snapping")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
 
@@ -92,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("manifest")
     check.add_argument("--max-images", type=_positive_int, default=5)
     check.add_argument("--debug", action="store_true")
+    from dreamomni2.bench.cli import add_bench_arguments
+
+    add_bench_arguments(sub.add_parser("bench", help="score a model on a benchmark suite (mini: the mini world)"))
     tiny = sub.add_parser("make-tiny", help="write a tiny random pipeline folder (for trying the CLI offline)")
     tiny.add_argument("folder")
     tiny.add_argument("--seed", type=int, default=0)
@@ -124,12 +135,44 @@ def resolve_dtype(name: str, device: str):
     return getattr(torch, name)
 
 
+def _model_dir(args) -> Path:
+    """``--model``, else the shipped mini model."""
+    if args.model:
+        return Path(args.model)
+    from dreamomni2.mini import default_model_path
+
+    default = default_model_path()
+    if default is None:
+        raise UsageError("no model given: pass --model DIR (try `dreamomni2 make-tiny DIR` for a tiny offline one)")
+    return default
+
+
+def model_defaults(model: Path) -> dict:
+    """Per-model defaults (``dreamomni2.json`` beside ``model_index.json``), e.g. the mini model's sizes."""
+    import json
+
+    f = model / "dreamomni2.json"
+    if not f.is_file():
+        return {}
+    try:
+        return json.loads(f.read_text())
+    except json.JSONDecodeError as e:
+        raise UsageError(f"{f}: not valid JSON ({e.msg})") from None
+
+
+def _quiet_loading(args) -> None:
+    if args.quiet:
+        import diffusers
+        import transformers
+
+        diffusers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.disable_progress_bar()
+
+
 def _load_pipeline(args):
     from dreamomni2.pipeline import DreamOmni2Pipeline
 
-    if not args.model:
-        raise UsageError("no model given: pass --model DIR (try `dreamomni2 make-tiny DIR` for a tiny offline one)")
-    model = Path(args.model)
+    model = _model_dir(args)
     if not (model / "model_index.json").is_file():
         raise UsageError(f"--model {model}: not a diffusers pipeline folder (no model_index.json)")
     for lora in args.lora:
@@ -137,12 +180,7 @@ def _load_pipeline(args):
             raise UsageError(f"--lora {lora}: no such file or folder")
     device = resolve_device(args.device)
     dtype = resolve_dtype(args.dtype, device)
-    if args.quiet:
-        import diffusers
-        import transformers
-
-        diffusers.utils.logging.disable_progress_bar()
-        transformers.utils.logging.disable_progress_bar()
+    _quiet_loading(args)
     pipe = DreamOmni2Pipeline.from_pretrained(os.fspath(model), dtype=dtype, local_files_only=True)
     for k, lora in enumerate(args.lora):
         pipe.load_lora_weights(lora, adapter_name=f"lora{k}")
@@ -152,8 +190,6 @@ def _load_pipeline(args):
 
 
 def _run(args) -> int:
-    import torch
-
     from dreamomni2.images import ImageLoadError, load_image
 
     if len(args.images) > 5:
@@ -167,31 +203,78 @@ def _run(args) -> int:
         images = [load_image(p) for p in args.images]
     except ImageLoadError as e:
         raise UsageError(str(e)) from None
-    pipe, device = _load_pipeline(args)
-    kwargs = {}
+    model = _model_dir(args)
+    defaults = model_defaults(model) if (model / "model_index.json").is_file() else {}
+    kwargs = {"id_policy": args.id_policy or defaults.get("id_policy", "dreamomni2")}
+    for key in ("max_area", "reference_max_area"):
+        if key in defaults:
+            kwargs[key] = defaults[key]
     if args.size is not None:
         kwargs["width"], kwargs["height"] = args.size
     if args.max_area is not None:
         kwargs["max_area"] = kwargs["reference_max_area"] = args.max_area
+    kwargs["_auto_resize"] = not args.no_auto_resize and defaults.get("auto_resize", True)
     task = "edit" if args.command == "edit" else "generate"
+    steps = args.steps or defaults.get("steps", 30)
+    guidance = args.guidance if args.guidance is not None else defaults.get("guidance", 3.5)
+    spec = args.planner or defaults.get("planner", "none")
     start = time.perf_counter()
     try:
-        result = pipe(
-            images=images,
-            prompt=args.instruction,
-            task=task,
-            num_inference_steps=args.steps,
-            guidance_scale=args.guidance,
-            id_policy=args.id_policy,
-            generator=torch.Generator(device="cpu").manual_seed(args.seed),
-            **kwargs,
-        )
+        if args.release:
+            image, planned, device = _run_release(args, model, images, task, steps, guidance, kwargs)
+        else:
+            image, planned, device = _run_pipeline(args, spec, images, task, steps, guidance, kwargs)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    image = result.images[0]
+    if planned.prompt != args.instruction:
+        print(f"prompt: {planned.prompt}" + (" (planner fell back to the instruction)" if planned.fell_back else ""))
     image.save(out)
     print(f"wrote {out} ({image.width}x{image.height}) in {time.perf_counter() - start:.1f}s on {device}")
     return 0
+
+
+def _planner(spec: str):
+    from dreamomni2.planner.base import make_planner
+
+    try:
+        return make_planner(spec)
+    except (ValueError, FileNotFoundError) as e:
+        raise UsageError(f"--planner {spec}: {e}") from None
+
+
+def _generator(seed: int):
+    import torch
+
+    return torch.Generator(device="cpu").manual_seed(seed)
+
+
+def _run_pipeline(args, spec, images, task, steps, guidance, kwargs):
+    from dreamomni2.memory import apply_memory_mode
+
+    planner = _planner(spec)
+    planned = planner.plan(images, args.instruction, task)
+    pipe, device = _load_pipeline(args)
+    if args.memory != "full":
+        apply_memory_mode(pipe, args.memory, device)
+    result = pipe(images=images, prompt=planned.prompt, task=task, num_inference_steps=steps,
+                  guidance_scale=guidance, generator=_generator(args.seed), **kwargs)  # fmt: skip
+    return result.images[0], planned, device
+
+
+def _run_release(args, model, images, task, steps, guidance, kwargs):
+    from dreamomni2.release import load_release
+
+    device = resolve_device(args.device)
+    _quiet_loading(args)
+    try:
+        rel = load_release(base=os.fspath(model), release=args.release, device=device,
+                           dtype=resolve_dtype(args.dtype, device), memory=args.memory,
+                           planner=args.planner or "auto")  # fmt: skip
+    except FileNotFoundError as e:
+        raise UsageError(str(e)) from None
+    image, planned = rel.run(images, args.instruction, task, num_inference_steps=steps, guidance_scale=guidance,
+                             generator=_generator(args.seed), **kwargs)  # fmt: skip
+    return image, planned, device
 
 
 def _make_tiny(args) -> int:
@@ -240,7 +323,9 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
     try:
-        commands = {"make-tiny": _make_tiny, "train": _train, "data": _data_check}
+        from dreamomni2.bench.cli import bench_main
+
+        commands = {"make-tiny": _make_tiny, "train": _train, "data": _data_check, "bench": bench_main}
         return commands.get(args.command, _run)(args)
     except UsageError as e:
         print(f"dreamomni2: error: {e}", file=sys.stderr)

@@ -48,6 +48,12 @@ class DreamOmni2Pipeline(FluxKontextPipeline):
     #: Most reference images a call accepts (the release's benchmark uses up to 5).
     max_images: int = 5
 
+    @property
+    def default_max_sequence_length(self) -> int:
+        """``min(512, tokenizer_2.model_max_length)``: 512 for FLUX's T5 tokenizer."""
+        limit = getattr(self.tokenizer_2, "model_max_length", 512) or 512
+        return int(min(512, limit))
+
     # ------------------------------------------------------------------ checks
     def check_reference_inputs(
         self,
@@ -311,7 +317,7 @@ class DreamOmni2Pipeline(FluxKontextPipeline):
         joint_attention_kwargs: dict[str, Any] | None = None,
         callback_on_step_end: Callable | None = None,
         callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
-        max_sequence_length: int = 512,
+        max_sequence_length: int | None = None,
         max_area: int = 1024**2,
         _auto_resize: bool = True,
         task: str | None = None,
@@ -331,6 +337,8 @@ class DreamOmni2Pipeline(FluxKontextPipeline):
             id_policy: reference RoPE id scheme, see :mod:`dreamomni2.ids` (default the release's).
             max_images: most images accepted (default :attr:`max_images`, 5).
             reference_max_area: optional pixel cap on each input image after snapping (small-memory runs).
+            max_sequence_length: T5 tokens; default ``min(512, tokenizer_2.model_max_length)`` (512 for the
+                real T5, as in the release; smaller for small models).
 
         Returns:
             ``FluxPipelineOutput(images=...)`` or ``(images,)``.
@@ -346,6 +354,8 @@ class DreamOmni2Pipeline(FluxKontextPipeline):
             first_size = (prepared[0].shape[3], prepared[0].shape[2])
         height, width = self.resolve_output_size(height, width, task, first_size, max_area)
 
+        if max_sequence_length is None:
+            max_sequence_length = self.default_max_sequence_length
         self.check_inputs(
             prompt,
             prompt_2,

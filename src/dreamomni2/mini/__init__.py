@@ -5,3 +5,15 @@ concrete / abstract); ``dreamomni2.mini.analyzer`` reads rendered or generated i
 scores them against a case's target (the mini counterpart of the paper's VLM judge). Only numpy and Pillow are
 needed; nothing is imported here eagerly.
 """
+
+from __future__ import annotations
+
+from pathlib import Path
+
+#: The shipped mini model (a diffusers folder inside the package), trained by ``python -m dreamomni2.mini.recipe``.
+MODEL_DIR = Path(__file__).resolve().parent / "model"
+
+
+def default_model_path() -> Path | None:
+    """The shipped mini model's folder, or ``None`` when it is not there."""
+    return MODEL_DIR if (MODEL_DIR / "model_index.json").is_file() else None

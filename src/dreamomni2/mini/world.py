@@ -435,6 +435,140 @@ def paraphrase_instruction(case: Case, rng: random.Random) -> str:
     raise ValueError(f"unknown case kind {case.kind!r}")
 
 
+# Irregular-instruction vocabularies (used by :func:`irregular_instruction` only; the paraphraser is unchanged).
+IRREGULAR_ATTR_SYNONYMS: dict[str, list[str]] = {
+    "shape": ["shape", "form", "outline"],
+    "color": ["colour", "color", "hue", "shade"],
+    "pattern": ["pattern", "texture", "print"],
+    "size": ["size", "scale"],
+}
+OBJECT_WORDS: tuple[str, ...] = ("object", "thing", "item")
+IMAGE_WORDS: tuple[str, ...] = ("image", "picture", "photo", "pic")
+
+
+def irregular_ref(k: int, n: int, rng: random.Random, possessive: bool = False) -> str:
+    """Return an irregular reference to image ``k`` of ``n``: a number, an ordinal or an unambiguous position.
+
+    Positions are only used where they name one image: ``last``/``on the right`` is image ``n``,
+    ``first``/``on the left`` is image 1 (both only with 2+ images), ``the middle image`` only with exactly 3.
+
+    Args:
+        k: 1-based image number.
+        n: number of input images.
+        rng: random source.
+        possessive: the reference is followed by ``'s``: skip the forms ending in a position ("the one on the
+            right's colour" reads badly).
+
+    Returns:
+        Text such as ``pic 3``, ``the second photo``, ``the third one``, ``the image on the right``.
+    """
+    noun = rng.choice(IMAGE_WORDS)
+    forms = [f"{noun} {k}", f"{noun} #{k}", f"the {ORDINALS[k]} {noun}", f"the {ORDINALS[k]} one"]
+    if n >= 2 and k == n:
+        forms += [f"the last {noun}", f"the rightmost {noun}"]
+        forms += [] if possessive else [f"the {noun} on the right", "the one on the right"]
+    if n >= 2 and k == 1:
+        forms += [f"the leftmost {noun}"] + ([] if possessive else [f"the {noun} on the left", "the one on the left"])
+    if n == 3 and k == 2:
+        forms += [f"the middle {noun}"] + ([] if possessive else ["the one in the middle"])
+    return rng.choice(forms)
+
+
+def irregular_instruction(case: Case, rng: random.Random) -> str:
+    """Return an irregular instruction for a case, like those DreamOmni2's planner has to normalise.
+
+    Compared with :func:`paraphrase_instruction` it reorders clauses ("From image 3, take the colour and apply it
+    to the object in image 1"), uses more synonyms (picture/photo/pic, colour/color/hue/shade, pattern/texture/print,
+    object/thing/item), ordinals ("the second picture", "the first one") and unambiguous positions ("the one on the
+    right", "the last picture", "the middle image"; see :func:`irregular_ref`). It is never called by
+    :func:`sample_case`, so :func:`make_cases` output does not depend on it.
+
+    Args:
+        case: the case to describe (``kind``, ``refs``, ``target`` and the number of ``images`` are read).
+        rng: random source.
+
+    Returns:
+        Instruction text with the same meaning as :func:`canonical_prompt`.
+    """
+    refs, target, n = case.refs, case.target, len(case.images)
+
+    def ref(k: int, possessive: bool = False) -> str:
+        return irregular_ref(k, n, rng, possessive)
+
+    def fill(template: str, **values: str) -> str:
+        """Format a template, drawing ``{src}`` (image 1) and ``{ref}`` (image ``k``) references on the way."""
+        k = values.pop("k")
+        src = ref(1, "{src}'s" in template)
+        return template.format(src=src, ref=ref(int(k), "{ref}'s" in template), **values)
+
+    def obj() -> str:
+        return rng.choice(OBJECT_WORDS)
+
+    def word(attr: str, value: str) -> str:
+        return rng.choice(VALUE_SYNONYMS[attr][value])
+
+    if case.kind == "replace":
+        templates = [
+            "from {ref}, take the {obj} and put it into {src}.",
+            "use the {obj} in {ref} to replace the {obj2} of {src}.",
+            "put {ref}'s {obj} in place of the {obj2} in {src}.",
+            "{src}: swap its {obj} for the {obj2} from {ref}.",
+            "I'd like the {obj} from {ref} in {src} instead of the current {obj2}.",
+        ]
+        text = fill(rng.choice(templates), k=str(refs["object"]), obj=obj(), obj2=obj())
+    elif case.kind in ("color", "pattern", "size"):
+        attr = rng.choice(IRREGULAR_ATTR_SYNONYMS[case.kind])
+        templates = [
+            "from {ref}, take the {attr} and apply it to the {obj} in {src}.",
+            "apply {ref}'s {attr} to the {obj} in {src}.",
+            "the {obj} in {src} should get the {attr} of {ref}.",
+            "in {src}, change the {obj}'s {attr} so that it matches {ref}.",
+            "same {attr} as in {ref}, please, for the {obj} in {src}.",
+            "{src}: give the {obj} the {attr} of the {obj2} in {ref}.",
+        ]
+        text = fill(rng.choice(templates), k=str(refs[case.kind]), attr=attr, obj=obj(), obj2=obj())
+    elif case.kind == "background":
+        templates = [
+            "from {ref}, take the background and put it behind the {obj} in {src}.",
+            "use {ref}'s background for {src}.",
+            "{src} should have the same background as {ref}.",
+            "swap the background of {src} for the one in {ref}.",
+        ]
+        text = fill(rng.choice(templates), k=str(refs["background"]), obj=obj())
+    elif case.kind == "place":
+        bg = word("background", target.background)
+        templates = [
+            "on a {bg} background, draw the {obj} from {ref}.",
+            "take the {obj} in {ref} and put it on a {bg} background.",
+            "{ref}'s {obj}, but on a {bg} background.",
+            "I want the {obj} shown in {ref} against a {bg} backdrop.",
+        ]
+        text = fill(rng.choice(templates), k=str(refs["object"]), bg=bg, obj=obj())
+    elif case.kind == "compose":
+        forms = ["the {attr} of {ref}", "{ref}'s {attr}", "the same {attr} as {ref}", "the {attr} from {ref}"]
+        attrs = [a for a in OBJ_ATTRS if a in refs]
+        rng.shuffle(attrs)
+        parts = []
+        for a in attrs:
+            form = rng.choice(forms)
+            parts.append(form.format(attr=rng.choice(IRREGULAR_ATTR_SYNONYMS[a]), ref=ref(refs[a], "'s" in form)))
+        adjs = [word(a, target.attr(a)) for a in ("size", "pattern", "color") if a not in refs]
+        noun = obj() if "shape" in refs else word("shape", target.obj.shape)
+        np_ = _article(" ".join([*adjs, noun]))
+        bg = word("background", target.background)
+        verb = rng.choice(["generate", "create", "draw", "make", "render"])
+        templates = [
+            "{verb} {np} on a {bg} background using {clauses}.",
+            "using {clauses}, {verb} {np} on a {bg} background.",
+            "{np} on a {bg} background, with {clauses}.",
+            "take {clauses}; then {verb} {np} on a {bg} background.",
+        ]
+        text = rng.choice(templates).format(verb=verb, np=np_, clauses=_join(parts), bg=bg)
+    else:
+        raise ValueError(f"unknown case kind {case.kind!r}")
+    return _sentence(text)
+
+
 def _pick(rng: random.Random, attr: str, avoid: Iterable[str] = ()) -> str:
     """Pick a random value of an attribute outside ``avoid``."""
     options = [v for v in VOCAB[attr] if v not in set(avoid)]

@@ -285,6 +285,8 @@ def make_planner(spec: str, **kw: Any) -> Planner:
     kind = kind.lower()
     if kind == "none" and not sep:
         return NonePlanner()
+    if kind == "mini" and not sep:  # rule-based planner for the mini world (dreamomni2.mini), imported lazily
+        return __import__("dreamomni2.mini.planner", fromlist=["MiniPlanner"]).MiniPlanner()
     if kind == "qwen" and sep:
         if not rest:
             raise ValueError(f"Planner spec {spec!r} names no folder; {_SPEC_HELP}.")

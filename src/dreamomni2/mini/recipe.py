@@ -1,0 +1,304 @@
+"""The mini model recipe: a FLUX.1-Kontext-architecture pipeline trained from scratch on the mini world.
+
+Stages (each a function, all driven by :func:`build_mini_model`):
+
+1. ``train_vae`` — a small ``AutoencoderKL`` (2 blocks: 32 px -> 16x16x8 latents, 64 tokens per image)
+   trained on mini-world renders; latent shift/scale measured afterwards.
+2. ``build_base_pipeline`` — word-level T5 tokenizer for the world's canonical vocabulary (unknown
+   words fall back to characters), tiny random frozen CLIP/T5 encoders, the transformer (2 double +
+   4 single blocks, 4 heads x 32, about 2.4M parameters) and the scheduler, saved as a diffusers folder.
+3. ``write_training_data`` — mini-world cases (training seeds < 1_000_000) as a manifest whose
+   ``prompt`` column is the canonical prompt.
+4. The project's trainer (:mod:`dreamomni2.train`) fine-tunes the whole transformer (``network.type:
+   full``) on that manifest; the result is a complete pipeline folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["MINI_SIZE", "build_base_pipeline", "build_mini_model", "mini_t5_tokenizer", "train_vae", "train_config"]
+
+MINI_SIZE = 32  # pixels per side of every mini-world image
+LATENT_CHANNELS = 8
+TEXT_TOKENS = 32  # T5 sequence length of the mini model
+#: CLI/pipeline defaults stored beside the model (``dreamomni2.json``): 32 px images, no snapping.
+MODEL_DEFAULTS = {"auto_resize": False, "max_area": 32 * 32, "reference_max_area": 32 * 32, "steps": 20,
+                  "guidance": 3.5, "planner": "mini"}  # fmt: skip
+CLIP_TOKENS = 160  # the character-level CLIP sees whole prompts (only its pooled vector is used)
+
+
+def canonical_vocabulary() -> list[str]:
+    """Every word and symbol of the world's canonical prompts (from a large sample of cases)."""
+    import re
+
+    from dreamomni2.mini.world import make_cases
+
+    words: set[str] = set()
+    for case in make_cases(seed=999_999, n=4000, paraphrase=False):
+        words.update(re.findall(r"[a-z]+|\d+|[^\sa-z\d]", case.prompt.lower()))
+    return sorted(words)
+
+
+def mini_t5_tokenizer(words: list[str] | None = None):
+    """A Unigram T5 tokenizer with one piece per known word; unknown words split into characters."""
+    import string
+
+    from transformers import T5Tokenizer
+
+    words = words or canonical_vocabulary()
+    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -5.0)]
+    seen = {p for p, _ in pieces}
+    for w in words:
+        for piece in (f"▁{w}", f"▁{w.capitalize()}", w):
+            if piece not in seen:
+                pieces.append((piece, -1.0))
+                seen.add(piece)
+    for c in string.ascii_letters + string.digits + string.punctuation:
+        if c not in seen:
+            pieces.append((c, -8.0))
+            seen.add(c)
+    tok = T5Tokenizer(vocab=pieces, extra_ids=0, model_max_length=TEXT_TOKENS)
+    return tok
+
+
+def _random_scenes(rng: random.Random, n: int):
+    from dreamomni2.mini.world import VOCAB, Obj, Scene
+
+    return [
+        Scene(
+            Obj(*(rng.choice(VOCAB[a]) for a in ("shape", "color", "pattern", "size"))), rng.choice(VOCAB["background"])
+        )
+        for _ in range(n)
+    ]
+
+
+def _render_batch(scenes, size: int = MINI_SIZE) -> torch.Tensor:
+    from dreamomni2.mini.world import render_array
+
+    arr = np.stack([render_array(s, size) for s in scenes]).astype(np.float32) / 127.5 - 1.0
+    return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
+
+
+def train_vae(steps: int = 600, batch_size: int = 32, lr: float = 2e-3, seed: int = 0, kl_weight: float = 1e-6):
+    """Train the small VAE on random renders; returns it with ``shift_factor``/``scaling_factor`` set.
+
+    Returns:
+        ``(vae, stats)`` with stats holding the final reconstruction MSE (in [-1, 1] units).
+    """
+    from diffusers import AutoencoderKL
+    from tqdm.auto import tqdm
+
+    torch.manual_seed(seed)
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        block_out_channels=(16, 32),
+        layers_per_block=1,
+        latent_channels=LATENT_CHANNELS,
+        norm_num_groups=8,
+        sample_size=MINI_SIZE,
+        mid_block_add_attention=False,
+    )
+    opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=lr * 0.05)
+    rng = random.Random(seed)
+    bar = tqdm(range(steps), desc="vae")
+    for _ in bar:
+        x = _render_batch(_random_scenes(rng, batch_size))
+        post = vae.encode(x).latent_dist
+        z = post.sample()
+        rec = vae.decode(z).sample
+        mse = torch.nn.functional.mse_loss(rec, x)
+        loss = mse + kl_weight * post.kl().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        bar.set_postfix(mse=f"{mse.item():.5f}")
+    vae.eval()
+    with torch.no_grad():
+        x = _render_batch(_random_scenes(random.Random(seed + 1), 256))
+        z = vae.encode(x).latent_dist.mode()
+        shift, scale = z.mean().item(), 1.0 / z.std().item()
+        rec = vae.decode(z).sample
+        final_mse = torch.nn.functional.mse_loss(rec, x).item()
+    vae.register_to_config(shift_factor=shift, scaling_factor=scale)
+    return vae, {"vae_mse": final_mse, "shift_factor": shift, "scaling_factor": scale}
+
+
+def build_base_pipeline(vae, folder: str | Path, seed: int = 0):
+    """Assemble and save the untrained mini pipeline (trained VAE, random frozen text encoders)."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
+    from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
+
+    from dreamomni2.pipeline import DreamOmni2Pipeline
+    from dreamomni2.testing import tiny_clip_tokenizer
+
+    clip_tok, t5_tok = tiny_clip_tokenizer(model_max_length=CLIP_TOKENS), mini_t5_tokenizer()
+    torch.manual_seed(seed)
+    transformer = FluxTransformer2DModel(
+        patch_size=1, in_channels=LATENT_CHANNELS * 4, num_layers=2, num_single_layers=4, attention_head_dim=32,
+        num_attention_heads=4, joint_attention_dim=64, pooled_projection_dim=32, guidance_embeds=True,
+        axes_dims_rope=[8, 12, 12],
+    )  # fmt: skip
+    clip = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(clip_tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+            max_position_embeddings=CLIP_TOKENS, projection_dim=32, bos_token_id=clip_tok.bos_token_id,
+            eos_token_id=clip_tok.eos_token_id, pad_token_id=clip_tok.pad_token_id, hidden_act="gelu",
+        )
+    )  # fmt: skip
+    t5 = T5EncoderModel(
+        T5Config(
+            vocab_size=len(t5_tok), d_model=64, d_ff=128, d_kv=16, num_layers=2, num_heads=4,
+            relative_attention_num_buckets=16, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
+        )
+    )  # fmt: skip
+    scheduler = FlowMatchEulerDiscreteScheduler(
+        shift=1.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15, base_image_seq_len=64,
+        max_image_seq_len=4096,
+    )  # fmt: skip
+    pipe = DreamOmni2Pipeline(
+        scheduler=scheduler, vae=vae, text_encoder=clip.eval(), tokenizer=clip_tok, text_encoder_2=t5.eval(),
+        tokenizer_2=t5_tok, transformer=transformer,
+    )  # fmt: skip
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return pipe
+
+
+def write_training_data(folder: str | Path, n: int, seed: int = 0) -> Path:
+    """``n`` training cases (seed < 1_000_000, disjoint from the bench's) as a manifest at 32 px."""
+    from dreamomni2.mini.world import make_cases, write_cases
+
+    if seed >= 1_000_000:
+        raise ValueError("training seeds must be < 1_000_000 (larger ones are reserved for evaluation)")
+    return write_cases(make_cases(seed, n), folder, size=MINI_SIZE)
+
+
+def train_config(
+    base: str | Path,
+    manifest: str | Path,
+    out: str | Path,
+    steps: int,
+    id_policy: str = "dreamomni2",
+    batch_size: int = 32,
+    lr: float = 8e-4,
+    seed: int = 0,
+    cache_dir: str | None = None,
+) -> dict:
+    """The trainer job (a plain dict, the same shape as the YAML files in ``configs/``)."""
+    return {
+        "model": {"pretrained": str(base), "id_policy": id_policy},
+        "data": {
+            "manifest": str(manifest),
+            "auto_resize": False,
+            "max_area": MINI_SIZE**2,
+            "max_sequence_length": TEXT_TOKENS,
+        },  # fmt: skip
+        "network": {"type": "full"},
+        "train": {
+            "output_dir": str(out),
+            "steps": steps,
+            "batch_size": batch_size,
+            "lr": lr,
+            "lr_schedule": "cosine",
+            "warmup_steps": min(200, steps // 10),
+            "weight_decay": 0.01,
+            "timestep_sampling": "logit_normal",
+            "guidance": 3.5,
+            "seed": seed,
+            "checkpoint_every": 250,
+            "keep_last": 1,
+            "log_every": 25,
+            "max_grad_norm": 1.0,
+            "cache_dir": cache_dir,
+        },  # fmt: skip
+    }
+
+
+def build_mini_model(
+    work: str | Path,
+    out: str | Path,
+    steps: int = 2000,
+    n_cases: int = 10000,
+    vae_steps: int = 600,
+    id_policy: str = "dreamomni2",
+    seed: int = 0,
+) -> dict:
+    """Run the whole recipe; the trained pipeline folder ends up in ``out``. Returns timings and stats."""
+    import json
+    import shutil
+
+    from dreamomni2.train.config import load_config
+    from dreamomni2.train.loop import Trainer
+
+    work, out = Path(work), Path(out)
+    work.mkdir(parents=True, exist_ok=True)
+    stats: dict = {"steps": steps, "n_cases": n_cases, "id_policy": id_policy, "seed": seed}
+    t0 = time.perf_counter()
+    base = work / "base"
+    if not (base / "model_index.json").is_file():
+        vae, vstats = train_vae(steps=vae_steps, seed=seed)
+        stats.update(vstats)
+        build_base_pipeline(vae, base, seed=seed)
+    stats["vae_seconds"] = time.perf_counter() - t0
+    manifest = work / "data" / "manifest.jsonl"
+    if not manifest.is_file():
+        write_training_data(work / "data", n_cases, seed=seed)
+    job = train_config(
+        base, manifest, work / f"run-{id_policy}", steps, id_policy, seed=seed, cache_dir=str(work / "cache")
+    )
+    cfg = load_config(base=job)
+    t1 = time.perf_counter()
+    result = Trainer(cfg).train()
+    stats["train_seconds"] = time.perf_counter() - t1
+    stats["final_loss"] = float(np.mean(result.losses[-50:]))
+    stats["samples_per_second"] = result.samples_per_second
+    if out.exists():
+        shutil.rmtree(out)
+    shutil.copytree(result.output, out)
+    stats["total_seconds"] = time.perf_counter() - t0
+    (out / "recipe_stats.json").write_text(json.dumps(stats, indent=2))
+    (out / "dreamomni2.json").write_text(json.dumps(MODEL_DEFAULTS | {"id_policy": id_policy}, indent=2))
+    logger.info("mini model written to %s in %.0f s", out, stats["total_seconds"])
+    return stats
+
+
+def _fmt_seconds(s: float) -> str:
+    return f"{math.floor(s / 60)} min {s % 60:.0f} s"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m dreamomni2.mini.recipe`` — rebuild the shipped mini model (or an ablation variant)."""
+    import argparse
+    import json
+
+    ap = argparse.ArgumentParser(prog="python -m dreamomni2.mini.recipe", description=main.__doc__)
+    ap.add_argument("--work", default="runs/mini", help="scratch folder (data, base pipeline, checkpoints)")
+    ap.add_argument("--out", default="src/dreamomni2/mini/model", help="where the trained pipeline goes")
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--cases", type=int, default=10000)
+    ap.add_argument("--vae-steps", type=int, default=600)
+    ap.add_argument("--id-policy", default="dreamomni2")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    stats = build_mini_model(args.work, args.out, args.steps, args.cases, args.vae_steps, args.id_policy, args.seed)
+    print(json.dumps(stats, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
