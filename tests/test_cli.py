@@ -137,8 +137,9 @@ def test_no_model_anywhere(monkeypatch, pics, tmp_path, capsys):
 
 def test_planner_prompt_is_printed(tiny_dir, pics, tmp_path, capsys):
     out = tmp_path / "p.png"
-    args = ["edit", *pics[:2], "-i", "Give the thing in the first picture the hue of the second picture.", "-o",
-            str(out), "--model", str(tiny_dir), "--steps", "1", "--max-area", "4096", "--quiet", "--planner", "mini"]  # fmt: skip
+    text = "Give the thing in the first picture the hue of the second picture."
+    args = ["edit", *pics[:2], "-i", text, "-o", str(out), "--model", str(tiny_dir), "--steps", "1",
+            "--max-area", "4096", "--quiet", "--planner", "mini"]  # fmt: skip
     assert main(args) == 0
     assert "prompt: Make the object in image 1 have the colour of the object in image 2." in capsys.readouterr().out
     assert main([*args[:-1], "qwen:/no/such/folder"]) == 2

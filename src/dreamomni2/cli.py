@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("config", help="YAML job file (see configs/)")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. train.lr=1e-4")
     train.add_argument("--debug", action="store_true")
+    from dreamomni2.train.planner_sft import add_planner_arguments
+
+    add_planner_arguments(sub.add_parser("train-planner", help="LoRA fine-tune the Qwen2.5-VL planner (SFT)"))
     data = sub.add_parser("data", help="data tools")
     data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
     check = data_sub.add_parser("check", help="list every bad row of a manifest with its line number")
@@ -324,8 +327,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         from dreamomni2.bench.cli import bench_main
+        from dreamomni2.train.planner_sft import planner_main
 
-        commands = {"make-tiny": _make_tiny, "train": _train, "data": _data_check, "bench": bench_main}
+        commands = {"make-tiny": _make_tiny, "train": _train, "data": _data_check, "bench": bench_main,
+                    "train-planner": planner_main}  # fmt: skip
         return commands.get(args.command, _run)(args)
     except UsageError as e:
         print(f"dreamomni2: error: {e}", file=sys.stderr)

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch is imported where ids are built, so the policy registry stays light (CLI start-up)
+    import torch
 
 __all__ = [
     "ID_POLICIES",
@@ -90,6 +92,8 @@ def grid_ids(
     Returns:
         float32 tensor ``[height * width, 3]`` of ``[index, row + row_offset, col + col_offset]``.
     """
+    import torch
+
     rows = torch.arange(height, dtype=torch.float32)[:, None].expand(height, width)
     cols = torch.arange(width, dtype=torch.float32)[None, :].expand(height, width)
     ids = torch.stack([torch.full_like(rows, float(index)), rows + row_offset, cols + col_offset], dim=-1)
@@ -146,6 +150,8 @@ def reference_ids(
     Returns:
         float32 tensor ``[sum(h_i * w_i), 3]``.
     """
+    import torch
+
     offsets = reference_offsets(sizes, policy, target)
     if not offsets:
         return torch.zeros(0, 3)

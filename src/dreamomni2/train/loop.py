@@ -230,10 +230,28 @@ class Trainer:
             )  # fmt: skip
         self.acc.wait_for_everyone()
 
+    def _writer(self):
+        """A TensorBoard writer when ``tensorboard`` is installed (rank 0), else ``None``."""
+        if not hasattr(self, "_tb"):
+            self._tb = None
+            if self.acc.is_main_process:
+                try:
+                    from torch.utils.tensorboard import SummaryWriter
+
+                    self._tb = SummaryWriter(str(self.out / "tensorboard"))
+                except ImportError:
+                    logger.info("tensorboard is not installed; metrics go to metrics.jsonl only")
+        return self._tb
+
     def _log(self, record: dict) -> None:
         if self.acc.is_main_process:
             with open(self.out / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(record) + "\n")
+            tb = self._writer()
+            if tb is not None:
+                for k, v in record.items():
+                    if k != "step" and isinstance(v, (int, float)):
+                        tb.add_scalar(f"train/{k}", v, record["step"])
 
     # main loop ---------------------------------------------------------------
     def train(self) -> TrainResult:
@@ -313,6 +331,11 @@ class Trainer:
             ).images[0]  # fmt: skip
             out.save(folder / f"case-{k}.png")
             images.append(out)
+            tb = self._writer()
+            if tb is not None:
+                import numpy as np
+
+                tb.add_image(f"validation/case-{k}", np.asarray(out), step, dataformats="HWC")
         model.train()
         self._log({"step": step, "validation": str(folder)})
         return images
