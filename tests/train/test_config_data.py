@@ -41,7 +41,7 @@ def test_example_configs_load():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2] / "configs"
-    files = sorted(root.glob("*.yaml"))
+    files = sorted(f for f in root.glob("*.yaml") if not f.name.startswith("planner"))  # planner_*: train-planner
     assert len(files) >= 3
     for f in files:
         load_config(f)
