@@ -236,8 +236,15 @@ def build_mini_model(
     vae_steps: int = 600,
     id_policy: str = "dreamomni2",
     seed: int = 0,
+    stage2_steps: int = 0,
+    stage2_lr: float = 3e-4,
 ) -> dict:
-    """Run the whole recipe; the trained pipeline folder ends up in ``out``. Returns timings and stats."""
+    """Run the whole recipe; the trained pipeline folder ends up in ``out``. Returns timings and stats.
+
+    Stage 1 trains ``steps`` steps (cosine from 8e-4) from the untrained base; an optional stage 2
+    continues from its result for ``stage2_steps`` steps (cosine from ``stage2_lr``). Both stages are
+    runs of the project's trainer; finished stages are reused when the recipe is run again.
+    """
     import json
     import shutil
 
@@ -246,7 +253,8 @@ def build_mini_model(
 
     work, out = Path(work), Path(out)
     work.mkdir(parents=True, exist_ok=True)
-    stats: dict = {"steps": steps, "n_cases": n_cases, "id_policy": id_policy, "seed": seed}
+    stats: dict = {"steps": steps, "stage2_steps": stage2_steps, "n_cases": n_cases, "id_policy": id_policy,
+                   "seed": seed}  # fmt: skip
     t0 = time.perf_counter()
     base = work / "base"
     if not (base / "model_index.json").is_file():
@@ -257,18 +265,24 @@ def build_mini_model(
     manifest = work / "data" / "manifest.jsonl"
     if not manifest.is_file():
         write_training_data(work / "data", n_cases, seed=seed)
-    job = train_config(
-        base, manifest, work / f"run-{id_policy}", steps, id_policy, seed=seed, cache_dir=str(work / "cache")
-    )
-    cfg = load_config(base=job)
-    t1 = time.perf_counter()
-    result = Trainer(cfg).train()
-    stats["train_seconds"] = time.perf_counter() - t1
-    stats["final_loss"] = float(np.mean(result.losses[-50:]))
-    stats["samples_per_second"] = result.samples_per_second
+    stages = [(steps, 8e-4, work / f"run-{id_policy}-{steps}")]
+    if stage2_steps > 0:
+        stages.append((stage2_steps, stage2_lr, work / f"run-{id_policy}-{steps}-s2-{stage2_steps}"))
+    start_from = base
+    for k, (n_steps, lr, run_dir) in enumerate(stages, 1):
+        final = run_dir / "final"
+        if not (final / "model_index.json").is_file():
+            job = train_config(start_from, manifest, run_dir, n_steps, id_policy, lr=lr, seed=seed,
+                               cache_dir=str(work / "cache"))  # fmt: skip
+            t1 = time.perf_counter()
+            result = Trainer(load_config(base=job)).train()
+            stats[f"stage{k}_seconds"] = time.perf_counter() - t1
+            stats[f"stage{k}_final_loss"] = float(np.mean(result.losses[-50:]))
+            stats[f"stage{k}_samples_per_second"] = result.samples_per_second
+        start_from = final
     if out.exists():
         shutil.rmtree(out)
-    shutil.copytree(result.output, out)
+    shutil.copytree(start_from, out)
     stats["total_seconds"] = time.perf_counter() - t0
     (out / "recipe_stats.json").write_text(json.dumps(stats, indent=2))
     (out / "dreamomni2.json").write_text(json.dumps(MODEL_DEFAULTS | {"id_policy": id_policy}, indent=2))
@@ -291,11 +305,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--cases", type=int, default=10000)
     ap.add_argument("--vae-steps", type=int, default=600)
+    ap.add_argument("--stage2-steps", type=int, default=1800, help="continuation steps (0: none)")
     ap.add_argument("--id-policy", default="dreamomni2")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    stats = build_mini_model(args.work, args.out, args.steps, args.cases, args.vae_steps, args.id_policy, args.seed)
+    stats = build_mini_model(args.work, args.out, args.steps, args.cases, args.vae_steps, args.id_policy, args.seed,
+                             args.stage2_steps)  # fmt: skip
     print(json.dumps(stats, indent=2))
     return 0
 
