@@ -260,7 +260,8 @@ def _args(argv):
     return parser.parse_args(argv)
 
 
-def test_bench_cli(tmp_path, capsys):
+def test_bench_cli(tmp_path, capsys, monkeypatch):
+    import dreamomni2.mini
     from dreamomni2.cli import UsageError
     from dreamomni2.testing import save_tiny_pipeline
 
@@ -271,8 +272,10 @@ def test_bench_cli(tmp_path, capsys):
         bench_main(_args(["--size", "40"]))
     with pytest.raises(UsageError, match="--planner"):
         bench_main(_args(["--planner", "bogus"]))
+    monkeypatch.setattr(dreamomni2.mini, "MODEL_DIR", tmp_path / "no-model")  # no --model and no mini model
     with pytest.raises(UsageError, match="--model"):
         bench_main(_args(["--n", "4", "--no-exclude"]))
+    monkeypatch.undo()
 
     model = save_tiny_pipeline(tmp_path / "tiny")
     out = tmp_path / "res.jsonl"
