@@ -16,7 +16,6 @@ Stages (each a function, all driven by :func:`build_mini_model`):
 from __future__ import annotations
 
 import logging
-import math
 import random
 import time
 from pathlib import Path
@@ -197,6 +196,7 @@ def train_config(
     lr: float = 8e-4,
     seed: int = 0,
     cache_dir: str | None = None,
+    timestep_sampling: str = "logit_normal",
 ) -> dict:
     """The trainer job (a plain dict, the same shape as the YAML files in ``configs/``)."""
     return {
@@ -216,7 +216,7 @@ def train_config(
             "lr_schedule": "cosine",
             "warmup_steps": min(200, steps // 10),
             "weight_decay": 0.01,
-            "timestep_sampling": "logit_normal",
+            "timestep_sampling": timestep_sampling,
             "guidance": 3.5,
             "seed": seed,
             "checkpoint_every": 250,
@@ -265,15 +265,17 @@ def build_mini_model(
     manifest = work / "data" / "manifest.jsonl"
     if not manifest.is_file():
         write_training_data(work / "data", n_cases, seed=seed)
-    stages = [(steps, 8e-4, work / f"run-{id_policy}-{steps}")]
+    # stage 1: logit-normal noise levels (mid-range first); stage 2: shifted levels (shift 3), which cover
+    # sigma near 1 where sampling starts - logit-normal leaves sigma > 0.95 almost untrained (0.16% of draws).
+    stages = [(steps, 8e-4, work / f"run-{id_policy}-{steps}", "logit_normal")]
     if stage2_steps > 0:
-        stages.append((stage2_steps, stage2_lr, work / f"run-{id_policy}-{steps}-s2-{stage2_steps}"))
+        stages.append((stage2_steps, stage2_lr, work / f"run-{id_policy}-{steps}-s2-{stage2_steps}", "shifted"))
     start_from = base
-    for k, (n_steps, lr, run_dir) in enumerate(stages, 1):
+    for k, (n_steps, lr, run_dir, sampling) in enumerate(stages, 1):
         final = run_dir / "final"
         if not (final / "model_index.json").is_file():
             job = train_config(start_from, manifest, run_dir, n_steps, id_policy, lr=lr, seed=seed,
-                               cache_dir=str(work / "cache"))  # fmt: skip
+                               cache_dir=str(work / "cache"), timestep_sampling=sampling)  # fmt: skip
             t1 = time.perf_counter()
             result = Trainer(load_config(base=job)).train()
             stats[f"stage{k}_seconds"] = time.perf_counter() - t1
@@ -290,10 +292,6 @@ def build_mini_model(
     return stats
 
 
-def _fmt_seconds(s: float) -> str:
-    return f"{math.floor(s / 60)} min {s % 60:.0f} s"
-
-
 def main(argv: list[str] | None = None) -> int:
     """``python -m dreamomni2.mini.recipe`` — rebuild the shipped mini model (or an ablation variant)."""
     import argparse
@@ -305,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--cases", type=int, default=10000)
     ap.add_argument("--vae-steps", type=int, default=600)
-    ap.add_argument("--stage2-steps", type=int, default=1800, help="continuation steps (0: none)")
+    ap.add_argument("--stage2-steps", type=int, default=1500, help="continuation steps (0: none)")
     ap.add_argument("--id-policy", default="dreamomni2")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)

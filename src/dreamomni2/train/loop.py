@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import random
 import time
 from dataclasses import dataclass, field
@@ -361,7 +360,3 @@ class Trainer:
 def train(cfg: JobConfig) -> TrainResult:
     """Build a :class:`Trainer` and run it."""
     return Trainer(cfg).train()
-
-
-def _steps_per_epoch(n_samples: int, batch: int) -> int:
-    return math.ceil(n_samples / batch)
