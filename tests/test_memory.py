@@ -24,15 +24,6 @@ SMALL = 64 * 64
 ALL_CPU = dict.fromkeys(COMPONENTS, "cpu")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run ~50x faster with one intra-op thread on a shared CPU (no thread spin contention)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _row(vlm, te, te2, tr, vae):
     return {"vlm": vlm, "text_encoder": te, "text_encoder_2": te2, "transformer": tr, "vae": vae}
 

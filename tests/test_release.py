@@ -14,15 +14,6 @@ SMALL = 64 * 64
 RUN_KW = dict(num_inference_steps=2, max_area=SMALL, reference_max_area=SMALL, output_type="np")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run ~50x faster with one intra-op thread on a shared CPU (no thread spin contention)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _save_lora(folder, seed):
     from peft import LoraConfig, get_peft_model_state_dict
 

@@ -17,21 +17,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from dreamomni2.cli import _positive_int  # one positive-int argument type for every subcommand
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["SUITES", "add_bench_arguments", "bench_main", "make_bench_planner", "parse_train_spec"]
 
 SUITES = ("mini",)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def parse_train_spec(text: str) -> tuple[int, int]:

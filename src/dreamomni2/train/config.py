@@ -25,6 +25,7 @@ __all__ = [
     "ValidationCase",
     "ValidationConfig",
     "apply_overrides",
+    "raise_failed",
     "from_dict",
     "load_config",
 ]
@@ -153,14 +154,19 @@ class JobConfig:
             (self.train.mixed_precision in ("no", "bf16", "fp16"), "train.mixed_precision: no|bf16|fp16"),
             (len(self.train.adam_betas) == 2, "train.adam_betas needs two values"),
         ]
-        for ok, msg in checks:
-            if not ok:
-                raise ConfigError(msg)
+        raise_failed(checks)
         try:
             get_policy(self.model.id_policy)
         except ValueError as e:
             raise ConfigError(f"model.id_policy: {e}") from None
         return self
+
+
+def raise_failed(checks: list[tuple[Any, str]]) -> None:
+    """Raise :class:`ConfigError` with the message of the first ``(ok, message)`` pair that is falsy."""
+    for ok, msg in checks:
+        if not ok:
+            raise ConfigError(msg)
 
 
 def _convert(tp: Any, value: Any, where: str) -> Any:

@@ -38,7 +38,7 @@ from typing import Any
 
 import yaml
 
-from dreamomni2.train.config import ConfigError, apply_overrides, from_dict
+from dreamomni2.train.config import ConfigError, apply_overrides, from_dict, raise_failed
 
 __all__ = [
     "IGNORE_INDEX",
@@ -153,9 +153,7 @@ class PlannerSFTConfig:
             (self.train.log_every >= 0, "train.log_every must be >= 0"),
             (self.train.checkpoint_every >= 0, "train.checkpoint_every must be >= 0"),
         ]
-        for ok, msg in checks:
-            if not ok:
-                raise ConfigError(msg)
+        raise_failed(checks)
         return self
 
 
