@@ -299,3 +299,23 @@ def test_mini_planner_through_runner():
     result = run_mini_bench(CopyFirstPipe(), cases, planner=planner, progress=False)
     assert result.config["planner"] == "mini"
     assert all(isinstance(r.prompt, str) and r.prompt for r in result.records)
+
+
+def test_success_by_images_and_its_table():
+    from types import SimpleNamespace
+
+    from dreamomni2.bench.report import format_images_table
+    from dreamomni2.mini.ablation import success_by_images
+
+    recs = [SimpleNamespace(n_images=n, success=ok) for n, ok in [(1, True), (1, True), (2, False), (2, True), (4, 0)]]
+    by = success_by_images(recs)
+    assert by == {"1": {"n": 2, "success": 1.0}, "2": {"n": 2, "success": 0.5}, "4": {"n": 1, "success": 0.0}}
+    table = format_images_table(
+        {"kontext": {"by_images": by}, "index": {"by_images": {"1": {"n": 3, "success": 1 / 3}}}}
+    )
+    assert table.splitlines() == [
+        "| Method | 1 image | 2 images | 4 images |",
+        "| :-- | --: | --: | --: |",
+        "| kontext | 1.000 (n=2) | .500 (n=2) | .000 (n=1) |",
+        "| index | .333 (n=3) | - | - |",
+    ]

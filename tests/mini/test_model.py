@@ -13,11 +13,16 @@ from dreamomni2.images import load_image
 from dreamomni2.mini import default_model_path
 from dreamomni2.mini.analyzer import analyze
 
-# Held-out suite cases (seed 1_000_003, none seen in training), one or more per group. The current mini model
-# does not yet solve the cases (0.3% success on the 400-case suite, docs/results.md); what it has learned is the
-# background (96.5% on the suite: kept from the source for edits, named in the text for generation), so that is
-# what these tests hold it to. Tighten to full success when a better model is committed.
-FIXED_CASES = [0, 1, 2, 3, 4, 5, 6, 7]
+# The first 8 held-out suite cases of each group (seed 1_000_003, none seen in training): suite ids 4*i + g. The
+# committed model's 400-case scores (docs/results.md) are .960 / .550 / .920 / .040 for edit-concrete /
+# edit-abstract / generate-concrete / generate-abstract; these floors hold it to that, case by case.
+FIRST_PER_GROUP = 8
+MIN_SUCCESS = {
+    ("edit", "concrete"): 7,
+    ("edit", "abstract"): 3,
+    ("generate", "concrete"): 7,
+    ("generate", "abstract"): 0,
+}
 
 
 @pytest.fixture(scope="module")
@@ -43,14 +48,15 @@ def test_model_is_small_and_complete():
 
 
 def test_fixed_cases_through_the_analyzer(mini_pipe):
-    suite = mini_suite(n=400)
-    cases = [suite[i] for i in FIXED_CASES]
-    assert {(c.task, c.category) for c in cases} == {("edit", "concrete"), ("edit", "abstract"),
-                                                     ("generate", "concrete"), ("generate", "abstract")}  # fmt: skip
+    cases = mini_suite(n=400)[: 4 * FIRST_PER_GROUP]
     with torch.no_grad():
         result = run_mini_bench(mini_pipe, cases, steps=20, seed=0, progress=False)
-    wrong = [(FIXED_CASES[r.id], r.prompt, r.predicted) for r in result.records if not r.correct["background"]]
-    assert not wrong, wrong
+    solved = {group: 0 for group in MIN_SUCCESS}
+    for case, record in zip(cases, result.records, strict=True):
+        solved[(case.task, case.category)] += record.success
+        # every group keeps or sets the background right (edits: the source's; generation: the named one)
+        assert record.correct["background"], (record.id, record.prompt, record.predicted)
+    assert all(solved[g] >= MIN_SUCCESS[g] for g in MIN_SUCCESS), solved
 
 
 def test_readme_main_job_runs_fast(tmp_path):
@@ -63,5 +69,8 @@ def test_readme_main_job_runs_fast(tmp_path):
     assert time.perf_counter() - start < 30
     image = load_image(out)
     assert image.size == (32, 32)
-    # the right answer is Scene(Obj("circle", "blue", "solid", "large"), "light"); today's model keeps the background
-    assert analyze(image).background == "light"
+    # The right answer is Scene(Obj("circle", "blue", "solid", "large"), "light"). The committed model keeps the
+    # source's shape, pattern, size and background; the colour it copies is right for 5 of 8 seeds (docs/results.md),
+    # not for the default seed 0, so the colour is not asserted yet.
+    got = analyze(image)
+    assert (got.obj.shape, got.obj.pattern, got.obj.size, got.background) == ("circle", "solid", "large", "light")

@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "TABLE_COLUMNS",
     "format_attribute_table",
+    "format_images_table",
     "format_kind_table",
     "format_rate",
     "format_table",
@@ -87,6 +88,24 @@ def format_table(summary: Mapping[str, Any], name: str = "model") -> str:
             cells.append(f"{format_rate(group['success'])} (n={group['n']})" if group and group["n"] else MISSING)
         rows.append(cells)
     return _markdown(["Method", *(h for h, _ in TABLE_COLUMNS)], rows)
+
+
+def format_images_table(summaries: Mapping[str, Mapping[str, Any]]) -> str:
+    """Return a markdown table of success by number of input images, one row per named summary.
+
+    Each summary needs a ``by_images`` mapping (``{"1": {"n": .., "success": ..}, ...}``, as
+    :func:`dreamomni2.mini.ablation.success_by_images` writes); one-image cases need no image index, so
+    this is where id policies differ.
+    """
+    counts = sorted({k for s in summaries.values() for k in s.get("by_images", {})}, key=int)
+    rows = []
+    for row_name, s in summaries.items():
+        cells = [row_name]
+        for k in counts:
+            cell = s.get("by_images", {}).get(k)
+            cells.append(f"{format_rate(cell['success'])} (n={cell['n']})" if cell and cell["n"] else MISSING)
+        rows.append(cells)
+    return _markdown(["Method", *(f"{k} image{'' if k == '1' else 's'}" for k in counts)], rows)
 
 
 def format_attribute_table(summary: Mapping[str, Any], name: str = "model") -> str:

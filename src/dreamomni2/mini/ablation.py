@@ -17,6 +17,14 @@ logger = logging.getLogger(__name__)
 DEFAULT_POLICIES = ("kontext", "shift", "index", "dreamomni2", "diagonal")
 
 
+def success_by_images(records) -> dict[str, dict[str, float]]:
+    """Success rate per number of input images (``{"1": {"n": .., "success": ..}, ...}``)."""
+    groups: dict[str, list[bool]] = {}
+    for r in records:
+        groups.setdefault(str(r.n_images), []).append(bool(r.success))
+    return {k: {"n": len(v), "success": sum(v) / len(v)} for k, v in sorted(groups.items())}
+
+
 def run_ablation(work: str | Path, steps: int, policies=DEFAULT_POLICIES, n_cases: int = 10000, bench_n: int = 400,
                  bench_steps: int = 20, seed: int = 0) -> dict:  # fmt: skip
     """Train and score one model per policy; returns ``{policy: summary}``."""
@@ -34,18 +42,25 @@ def run_ablation(work: str | Path, steps: int, policies=DEFAULT_POLICIES, n_case
         out = work / "ablation" / f"{policy}-{steps}"
         if not (out / "model_index.json").is_file():
             build_mini_model(work, out, steps=steps, n_cases=n_cases, id_policy=policy, seed=seed)
+        scored = out / "bench_summary.json"
+        settings = {"bench_n": bench_n, "bench_steps": bench_steps, "seed": seed}
+        if scored.is_file():
+            saved = json.loads(scored.read_text())
+            if saved.get("settings") == settings:  # scored before with the same suite: reuse
+                summaries[policy] = saved["summary"]
+                continue
         pipe = DreamOmni2Pipeline.from_pretrained(out, local_files_only=True)
         pipe.set_progress_bar_config(disable=True)
         with torch.no_grad():
             result = run_mini_bench(pipe, cases, steps=bench_steps, seed=seed, id_policy=policy)
-        summaries[policy] = result.summary
-        (out / "bench_summary.json").write_text(json.dumps(result.summary, indent=2))
+        summaries[policy] = {**result.summary, "by_images": success_by_images(result.records)}
+        scored.write_text(json.dumps({"settings": settings, "summary": summaries[policy]}, indent=2))
         logger.info("%s: %s", policy, result.summary["success"])
     return summaries
 
 
 def main(argv: list[str] | None = None) -> int:
-    from dreamomni2.bench.report import format_table
+    from dreamomni2.bench.report import format_images_table, format_table
 
     ap = argparse.ArgumentParser(prog="python -m dreamomni2.mini.ablation", description=__doc__)
     ap.add_argument("--work", default="runs/mini")
@@ -56,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     summaries = run_ablation(args.work, args.steps, args.policies, bench_n=args.bench_n)
     print(format_table(summaries))
+    print()
+    print(format_images_table(summaries))
     return 0
 
 

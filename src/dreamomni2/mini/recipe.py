@@ -2,7 +2,7 @@
 
 Stages (each a function, all driven by :func:`build_mini_model`):
 
-1. ``train_vae`` — a small ``AutoencoderKL`` (2 blocks: 32 px -> 16x16x8 latents, 64 tokens per image)
+1. ``train_vae`` — a small ``AutoencoderKL`` (3 blocks: 32 px -> 8x8x16 latents, 16 tokens per image)
    trained on mini-world renders; latent shift/scale measured afterwards.
 2. ``build_base_pipeline`` — word-level T5 tokenizer for the world's canonical vocabulary (unknown
    words fall back to characters), tiny random frozen CLIP/T5 encoders, the transformer (2 double +
@@ -28,7 +28,8 @@ logger = logging.getLogger(__name__)
 __all__ = ["MINI_SIZE", "build_base_pipeline", "build_mini_model", "mini_t5_tokenizer", "train_vae", "train_config"]
 
 MINI_SIZE = 32  # pixels per side of every mini-world image
-LATENT_CHANNELS = 8
+LATENT_CHANNELS = 16
+VAE_BLOCKS = (16, 32, 32)  # 3 blocks: 32 px -> 8x8 latents -> 16 tokens per image after 2x2 packing
 TEXT_TOKENS = 32  # T5 sequence length of the mini model
 #: CLI/pipeline defaults stored beside the model (``dreamomni2.json``): 32 px images, no snapping.
 MODEL_DEFAULTS = {"auto_resize": False, "max_area": 32 * 32, "reference_max_area": 32 * 32, "steps": 20,
@@ -88,7 +89,15 @@ def _render_batch(scenes, size: int = MINI_SIZE) -> torch.Tensor:
     return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
 
 
-def train_vae(steps: int = 600, batch_size: int = 32, lr: float = 2e-3, seed: int = 0, kl_weight: float = 1e-6):
+def train_vae(
+    steps: int = 1500,
+    batch_size: int = 32,
+    lr: float = 2e-3,
+    seed: int = 0,
+    kl_weight: float = 1e-6,
+    block_out_channels: tuple[int, ...] = VAE_BLOCKS,
+    latent_channels: int = LATENT_CHANNELS,
+):
     """Train the small VAE on random renders; returns it with ``shift_factor``/``scaling_factor`` set.
 
     Returns:
@@ -101,11 +110,11 @@ def train_vae(steps: int = 600, batch_size: int = 32, lr: float = 2e-3, seed: in
     vae = AutoencoderKL(
         in_channels=3,
         out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 2,
-        up_block_types=("UpDecoderBlock2D",) * 2,
-        block_out_channels=(16, 32),
+        down_block_types=("DownEncoderBlock2D",) * len(block_out_channels),
+        up_block_types=("UpDecoderBlock2D",) * len(block_out_channels),
+        block_out_channels=tuple(block_out_channels),
         layers_per_block=1,
-        latent_channels=LATENT_CHANNELS,
+        latent_channels=latent_channels,
         norm_num_groups=8,
         sample_size=MINI_SIZE,
         mid_block_add_attention=False,
@@ -148,9 +157,9 @@ def build_base_pipeline(vae, folder: str | Path, seed: int = 0):
     clip_tok, t5_tok = tiny_clip_tokenizer(model_max_length=CLIP_TOKENS), mini_t5_tokenizer()
     torch.manual_seed(seed)
     transformer = FluxTransformer2DModel(
-        patch_size=1, in_channels=LATENT_CHANNELS * 4, num_layers=2, num_single_layers=4, attention_head_dim=32,
-        num_attention_heads=4, joint_attention_dim=64, pooled_projection_dim=32, guidance_embeds=True,
-        axes_dims_rope=[8, 12, 12],
+        patch_size=1, in_channels=vae.config.latent_channels * 4, num_layers=2, num_single_layers=4,
+        attention_head_dim=32, num_attention_heads=4, joint_attention_dim=64, pooled_projection_dim=32,
+        guidance_embeds=True, axes_dims_rope=[8, 12, 12],
     )  # fmt: skip
     clip = CLIPTextModel(
         CLIPTextConfig(
@@ -196,7 +205,8 @@ def train_config(
     lr: float = 8e-4,
     seed: int = 0,
     cache_dir: str | None = None,
-    timestep_sampling: str = "logit_normal",
+    timestep_sampling: str = "shifted",
+    shift: float = 3.0,
 ) -> dict:
     """The trainer job (a plain dict, the same shape as the YAML files in ``configs/``)."""
     return {
@@ -214,9 +224,10 @@ def train_config(
             "batch_size": batch_size,
             "lr": lr,
             "lr_schedule": "cosine",
-            "warmup_steps": min(200, steps // 10),
+            "warmup_steps": min(100, steps // 10),
             "weight_decay": 0.01,
             "timestep_sampling": timestep_sampling,
+            "shift": shift,
             "guidance": 3.5,
             "seed": seed,
             "checkpoint_every": 250,
@@ -231,19 +242,22 @@ def train_config(
 def build_mini_model(
     work: str | Path,
     out: str | Path,
-    steps: int = 2000,
+    steps: int = 7000,
     n_cases: int = 10000,
-    vae_steps: int = 600,
+    vae_steps: int = 1500,
     id_policy: str = "dreamomni2",
     seed: int = 0,
+    lr: float = 2e-3,
     stage2_steps: int = 0,
     stage2_lr: float = 3e-4,
 ) -> dict:
     """Run the whole recipe; the trained pipeline folder ends up in ``out``. Returns timings and stats.
 
-    Stage 1 trains ``steps`` steps (cosine from 8e-4) from the untrained base; an optional stage 2
-    continues from its result for ``stage2_steps`` steps (cosine from ``stage2_lr``). Both stages are
-    runs of the project's trainer; finished stages are reused when the recipe is run again.
+    One training stage of ``steps`` steps (batch 32, AdamW, cosine from ``lr`` after a 100-step warm-up,
+    shifted-uniform noise levels with shift 3, so that sigma near 1 - where sampling starts and where the
+    model must read the answer from the references - gets most of the draws). An optional stage 2 continues
+    for ``stage2_steps`` steps from ``stage2_lr``. Stages are runs of the project's trainer; finished parts
+    (base pipeline, data, stages) are reused when the recipe is run again in the same ``work`` folder.
     """
     import json
     import shutil
@@ -253,29 +267,30 @@ def build_mini_model(
 
     work, out = Path(work), Path(out)
     work.mkdir(parents=True, exist_ok=True)
-    stats: dict = {"steps": steps, "stage2_steps": stage2_steps, "n_cases": n_cases, "id_policy": id_policy,
-                   "seed": seed}  # fmt: skip
+    stats: dict = {"steps": steps, "lr": lr, "stage2_steps": stage2_steps, "n_cases": n_cases, "id_policy": id_policy,
+                   "seed": seed, "vae_steps": vae_steps}  # fmt: skip
     t0 = time.perf_counter()
     base = work / "base"
+    vae_stats = base / "vae_stats.json"
     if not (base / "model_index.json").is_file():
         vae, vstats = train_vae(steps=vae_steps, seed=seed)
-        stats.update(vstats)
+        vstats["vae_seconds"] = time.perf_counter() - t0
         build_base_pipeline(vae, base, seed=seed)
-    stats["vae_seconds"] = time.perf_counter() - t0
+        vae_stats.write_text(json.dumps(vstats, indent=2))
+    if vae_stats.is_file():
+        stats.update(json.loads(vae_stats.read_text()))
     manifest = work / "data" / "manifest.jsonl"
     if not manifest.is_file():
         write_training_data(work / "data", n_cases, seed=seed)
-    # stage 1: logit-normal noise levels (mid-range first); stage 2: shifted levels (shift 3), which cover
-    # sigma near 1 where sampling starts - logit-normal leaves sigma > 0.95 almost untrained (0.16% of draws).
-    stages = [(steps, 8e-4, work / f"run-{id_policy}-{steps}", "logit_normal")]
+    stages = [(steps, lr, work / f"run-{id_policy}-{steps}")]
     if stage2_steps > 0:
-        stages.append((stage2_steps, stage2_lr, work / f"run-{id_policy}-{steps}-s2-{stage2_steps}", "shifted"))
+        stages.append((stage2_steps, stage2_lr, work / f"run-{id_policy}-{steps}-s2-{stage2_steps}"))
     start_from = base
-    for k, (n_steps, lr, run_dir, sampling) in enumerate(stages, 1):
+    for k, (n_steps, stage_lr, run_dir) in enumerate(stages, 1):
         final = run_dir / "final"
         if not (final / "model_index.json").is_file():
-            job = train_config(start_from, manifest, run_dir, n_steps, id_policy, lr=lr, seed=seed,
-                               cache_dir=str(work / "cache"), timestep_sampling=sampling)  # fmt: skip
+            job = train_config(start_from, manifest, run_dir, n_steps, id_policy, lr=stage_lr, seed=seed,
+                               cache_dir=str(work / "cache"))  # fmt: skip
             t1 = time.perf_counter()
             result = Trainer(load_config(base=job)).train()
             stats[f"stage{k}_seconds"] = time.perf_counter() - t1
@@ -300,16 +315,17 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m dreamomni2.mini.recipe", description=main.__doc__)
     ap.add_argument("--work", default="runs/mini", help="scratch folder (data, base pipeline, checkpoints)")
     ap.add_argument("--out", default="src/dreamomni2/mini/model", help="where the trained pipeline goes")
-    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--steps", type=int, default=7000)
+    ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--cases", type=int, default=10000)
-    ap.add_argument("--vae-steps", type=int, default=600)
-    ap.add_argument("--stage2-steps", type=int, default=1500, help="continuation steps (0: none)")
+    ap.add_argument("--vae-steps", type=int, default=1500)
+    ap.add_argument("--stage2-steps", type=int, default=0, help="continuation steps (0: none)")
     ap.add_argument("--id-policy", default="dreamomni2")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     stats = build_mini_model(args.work, args.out, args.steps, args.cases, args.vae_steps, args.id_policy, args.seed,
-                             args.stage2_steps)  # fmt: skip
+                             args.lr, args.stage2_steps)  # fmt: skip
     print(json.dumps(stats, indent=2))
     return 0
 
