@@ -60,6 +60,18 @@ def _rows(summary: Mapping[str, Any], name: str) -> dict[str, Mapping[str, Any]]
     return dict(summary)
 
 
+def _rate_rows(rows_in: Mapping[str, Mapping[str, Any]], section: str, keys: list[str]) -> list[list[str]]:
+    """One row per summary: its name, then ``.xxx (n=N)`` (or ``-``) for each key of ``summary[section]``."""
+    rows = []
+    for row_name, s in rows_in.items():
+        cells = [row_name]
+        for key in keys:
+            cell = s.get(section, {}).get(key)
+            cells.append(f"{format_rate(cell['success'])} (n={cell['n']})" if cell and cell["n"] else MISSING)
+        rows.append(cells)
+    return rows
+
+
 def _markdown(header: list[str], rows: list[list[str]]) -> str:
     """Render a markdown table (first column left-aligned, the others right-aligned)."""
     align = [":--"] + ["--:"] * (len(header) - 1)
@@ -80,13 +92,7 @@ def format_table(summary: Mapping[str, Any], name: str = "model") -> str:
     Returns:
         The table, without a trailing newline.
     """
-    rows = []
-    for row_name, s in _rows(summary, name).items():
-        cells = [row_name]
-        for _, key in TABLE_COLUMNS:
-            group = s.get("groups", {}).get(key)
-            cells.append(f"{format_rate(group['success'])} (n={group['n']})" if group and group["n"] else MISSING)
-        rows.append(cells)
+    rows = _rate_rows(_rows(summary, name), "groups", [key for _, key in TABLE_COLUMNS])
     return _markdown(["Method", *(h for h, _ in TABLE_COLUMNS)], rows)
 
 
@@ -98,13 +104,7 @@ def format_images_table(summaries: Mapping[str, Mapping[str, Any]]) -> str:
     this is where id policies differ.
     """
     counts = sorted({k for s in summaries.values() for k in s.get("by_images", {})}, key=int)
-    rows = []
-    for row_name, s in summaries.items():
-        cells = [row_name]
-        for k in counts:
-            cell = s.get("by_images", {}).get(k)
-            cells.append(f"{format_rate(cell['success'])} (n={cell['n']})" if cell and cell["n"] else MISSING)
-        rows.append(cells)
+    rows = _rate_rows(summaries, "by_images", counts)
     return _markdown(["Method", *(f"{k} image{'' if k == '1' else 's'}" for k in counts)], rows)
 
 
@@ -143,14 +143,7 @@ def format_kind_table(summary: Mapping[str, Any], name: str = "model") -> str:
     kinds: list[str] = []
     for s in rows_in.values():
         kinds += [k for k in s.get("kinds", {}) if k not in kinds]
-    rows = []
-    for row_name, s in rows_in.items():
-        cells = [row_name]
-        for k in kinds:
-            kind = s.get("kinds", {}).get(k)
-            cells.append(f"{format_rate(kind['success'])} (n={kind['n']})" if kind and kind["n"] else MISSING)
-        rows.append(cells)
-    return _markdown(["Method", *kinds], rows)
+    return _markdown(["Method", *kinds], _rate_rows(rows_in, "kinds", kinds))
 
 
 def summary_path(path: str | Path) -> Path:

@@ -320,12 +320,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cases", type=int, default=10000)
     ap.add_argument("--vae-steps", type=int, default=1500)
     ap.add_argument("--stage2-steps", type=int, default=0, help="continuation steps (0: none)")
+    ap.add_argument("--stage2-lr", type=float, default=3e-4, help="peak learning rate of the continuation")
     ap.add_argument("--id-policy", default="dreamomni2")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     stats = build_mini_model(args.work, args.out, args.steps, args.cases, args.vae_steps, args.id_policy, args.seed,
-                             args.lr, args.stage2_steps)  # fmt: skip
+                             args.lr, args.stage2_steps, args.stage2_lr)  # fmt: skip
     print(json.dumps(stats, indent=2))
     return 0
 
