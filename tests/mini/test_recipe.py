@@ -10,9 +10,10 @@ from dreamomni2.pipeline import DreamOmni2Pipeline
 
 def test_recipe_builds_a_complete_pipeline(tmp_path):
     out = tmp_path / "model"
-    stats = build_mini_model(tmp_path / "work", out, steps=3, n_cases=12, vae_steps=2, lr=1e-3)
-    assert stats["steps"] == 3 and stats["vae_steps"] == 2
-    assert stats["stage1_seconds"] > 0 and stats["total_seconds"] >= stats["stage1_seconds"]
+    stats = build_mini_model(tmp_path / "work", out, steps=3, n_cases=12, vae_steps=2, lr=1e-3, stage2_steps=2)
+    assert stats["steps"] == 3 and stats["vae_steps"] == 2 and stats["stage2_steps"] == 2
+    assert stats["stage1_seconds"] > 0 and stats["stage2_seconds"] > 0
+    assert stats["total_seconds"] >= stats["stage1_seconds"] + stats["stage2_seconds"]
     saved = json.loads((out / "recipe_stats.json").read_text())
     assert saved["n_cases"] == 12
     assert json.loads((out / "dreamomni2.json").read_text()) == {**MODEL_DEFAULTS, "id_policy": "dreamomni2"}
@@ -29,5 +30,5 @@ def test_recipe_builds_a_complete_pipeline(tmp_path):
                      generator=torch.Generator().manual_seed(0)).images[0]  # fmt: skip
     assert image.size == (32, 32)
     # a second run reuses every finished part (base, data, stage) and only copies the result
-    again = build_mini_model(tmp_path / "work", out, steps=3, n_cases=12, vae_steps=2, lr=1e-3)
-    assert "stage1_seconds" not in again
+    again = build_mini_model(tmp_path / "work", out, steps=3, n_cases=12, vae_steps=2, lr=1e-3, stage2_steps=2)
+    assert "stage1_seconds" not in again and "stage2_seconds" not in again

@@ -1,6 +1,6 @@
 """Id-policy ablation on the mini world (the paper's Table 5, in miniature).
 
-``python -m dreamomni2.mini.ablation --steps 400`` trains one mini model per id policy with the same
+``python -m dreamomni2.mini.ablation --steps 2000`` trains one mini model per id policy with the same
 budget (same base pipeline, data, seed and schedule; only ``model.id_policy`` differs), scores each on
 the held-out mini suite and prints the table that goes into ``docs/results.md``.
 """
@@ -41,7 +41,7 @@ def run_ablation(work: str | Path, steps: int, policies=DEFAULT_POLICIES, n_case
     for policy in policies:
         out = work / "ablation" / f"{policy}-{steps}"
         if not (out / "model_index.json").is_file():
-            build_mini_model(work, out, steps=steps, n_cases=n_cases, id_policy=policy, seed=seed)
+            build_mini_model(work, out, steps=steps, n_cases=n_cases, id_policy=policy, seed=seed, stage2_steps=0)
         scored = out / "bench_summary.json"
         settings = {"bench_n": bench_n, "bench_steps": bench_steps, "seed": seed}
         if scored.is_file():
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(prog="python -m dreamomni2.mini.ablation", description=__doc__)
     ap.add_argument("--work", default="runs/mini")
-    ap.add_argument("--steps", type=int, default=400, help="training steps per policy (batch 32)")
+    ap.add_argument("--steps", type=int, default=2000, help="training steps per policy (batch 32)")
     ap.add_argument("--policies", nargs="+", default=list(DEFAULT_POLICIES))
     ap.add_argument("--bench-n", type=int, default=400)
     args = ap.parse_args(argv)

@@ -248,16 +248,17 @@ def build_mini_model(
     id_policy: str = "dreamomni2",
     seed: int = 0,
     lr: float = 2e-3,
-    stage2_steps: int = 0,
-    stage2_lr: float = 3e-4,
+    stage2_steps: int = 2000,
+    stage2_lr: float = 1e-3,
 ) -> dict:
     """Run the whole recipe; the trained pipeline folder ends up in ``out``. Returns timings and stats.
 
     One training stage of ``steps`` steps (batch 32, AdamW, cosine from ``lr`` after a 100-step warm-up,
     shifted-uniform noise levels with shift 3, so that sigma near 1 - where sampling starts and where the
     model must read the answer from the references - gets most of the draws). An optional stage 2 continues
-    for ``stage2_steps`` steps from ``stage2_lr``. Stages are runs of the project's trainer; finished parts
-    (base pipeline, data, stages) are reused when the recipe is run again in the same ``work`` folder.
+    for ``stage2_steps`` steps (cosine from ``stage2_lr``, warm restart). Stages are runs of the project's
+    trainer; finished parts (base pipeline, data, stages) are reused when the recipe is run again in the same
+    ``work`` folder.
     """
     import json
     import shutil
@@ -319,8 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--cases", type=int, default=10000)
     ap.add_argument("--vae-steps", type=int, default=1500)
-    ap.add_argument("--stage2-steps", type=int, default=0, help="continuation steps (0: none)")
-    ap.add_argument("--stage2-lr", type=float, default=3e-4, help="peak learning rate of the continuation")
+    ap.add_argument("--stage2-steps", type=int, default=2000, help="continuation steps (0: none)")
+    ap.add_argument("--stage2-lr", type=float, default=1e-3, help="peak learning rate of the continuation")
     ap.add_argument("--id-policy", default="dreamomni2")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
