@@ -202,7 +202,7 @@ def train_config(
     steps: int,
     id_policy: str = "dreamomni2",
     batch_size: int = 32,
-    lr: float = 8e-4,
+    lr: float = 2e-3,
     seed: int = 0,
     cache_dir: str | None = None,
     timestep_sampling: str = "shifted",
@@ -253,12 +253,12 @@ def build_mini_model(
 ) -> dict:
     """Run the whole recipe; the trained pipeline folder ends up in ``out``. Returns timings and stats.
 
-    One training stage of ``steps`` steps (batch 32, AdamW, cosine from ``lr`` after a 100-step warm-up,
-    shifted-uniform noise levels with shift 3, so that sigma near 1 - where sampling starts and where the
-    model must read the answer from the references - gets most of the draws). An optional stage 2 continues
-    for ``stage2_steps`` steps (cosine from ``stage2_lr``, warm restart). Stages are runs of the project's
-    trainer; finished parts (base pipeline, data, stages) are reused when the recipe is run again in the same
-    ``work`` folder.
+    Stage 1 trains ``steps`` steps from the untrained base (batch 32, AdamW, cosine from ``lr`` after a
+    100-step warm-up, shifted-uniform noise levels with shift 3, so that sigma near 1 - where sampling starts
+    and where the model must read the answer from the references - gets most of the draws); stage 2 continues
+    from it for ``stage2_steps`` steps (cosine from ``stage2_lr``, a warm restart; 0 skips it). Stages are
+    runs of the project's trainer; finished parts (base pipeline, data, stages) are reused when the recipe is
+    run again in the same ``work`` folder.
     """
     import json
     import shutil
@@ -282,7 +282,9 @@ def build_mini_model(
         stats.update(json.loads(vae_stats.read_text()))
     manifest = work / "data" / "manifest.jsonl"
     if not manifest.is_file():
+        t1 = time.perf_counter()
         write_training_data(work / "data", n_cases, seed=seed)
+        stats["data_seconds"] = time.perf_counter() - t1
     stages = [(steps, lr, work / f"run-{id_policy}-{steps}")]
     if stage2_steps > 0:
         stages.append((stage2_steps, stage2_lr, work / f"run-{id_policy}-{steps}-s2-{stage2_steps}"))
