@@ -105,6 +105,21 @@ def test_make_cases_deterministic_and_balanced():
     assert all(c.instruction == c.prompt for c in plain)
 
 
+def test_make_cases_weights():
+    cases = make_cases(3, 30, weights={"edit/abstract": 3, "generate/abstract": 5, "generate/concrete": 0})
+    counts = Counter(f"{c.task}/{c.category}" for c in cases)
+    # one cycle is [edit/concrete, edit/abstract x3, generate/abstract x5] (9 long): 30 cases = 3 cycles + 3
+    assert counts == {"edit/concrete": 4, "edit/abstract": 11, "generate/abstract": 15}
+    assert make_cases(3, 12, weights={}) == make_cases(3, 12)
+    with pytest.raises(ValueError, match="unknown group"):
+        make_cases(0, 4, weights={"edit/fancy": 2})
+    with pytest.raises(ValueError, match="integers >= 0"):
+        make_cases(0, 4, weights={"edit/abstract": -1})
+    with pytest.raises(ValueError, match="every weight 0"):
+        make_cases(0, 4, weights=dict.fromkeys(("edit/concrete", "edit/abstract", "generate/concrete",
+                                                "generate/abstract"), 0))
+
+
 def test_case_dict_round_trip():
     for case in make_cases(3, 20):
         d = json.loads(json.dumps(case.to_dict()))

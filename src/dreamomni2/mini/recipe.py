@@ -25,7 +25,10 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MINI_SIZE", "build_base_pipeline", "build_mini_model", "mini_t5_tokenizer", "train_vae", "train_config"]
+__all__ = [
+    "MINI_SIZE", "build_base_pipeline", "build_mini_model", "make_order_aware", "mini_t5_tokenizer", "train_vae",
+    "train_config",
+]  # fmt: skip
 
 MINI_SIZE = 32  # pixels per side of every mini-world image
 LATENT_CHANNELS = 16
@@ -34,6 +37,8 @@ TEXT_TOKENS = 32  # T5 sequence length of the mini model
 #: CLI/pipeline defaults stored beside the model (``dreamomni2.json``): 32 px images, no snapping.
 MODEL_DEFAULTS = {"auto_resize": False, "max_area": 32 * 32, "reference_max_area": 32 * 32, "steps": 20,
                   "guidance": 3.5, "planner": "mini"}  # fmt: skip
+#: Stage 3's group mix: the concrete groups, learned first, get one share each; the abstract ones get the rest.
+ABSTRACT_MIX = {"edit/concrete": 1, "edit/abstract": 3, "generate/concrete": 1, "generate/abstract": 5}
 CLIP_TOKENS = 160  # the character-level CLIP sees whole prompts (only its pooled vector is used)
 
 
@@ -146,6 +151,38 @@ def train_vae(
     return vae, {"vae_mse": final_mse, "shift_factor": shift, "scaling_factor": scale}
 
 
+#: Offsets (key position - query position) the mini T5's 4 heads look at: 1, 2 and 3 tokens back, 1 ahead.
+T5_HEAD_OFFSETS = (-1, -2, -3, 1)
+T5_OFFSET_BIAS = 20.0
+
+
+def make_order_aware(t5) -> None:
+    """Set a frozen random T5's relative-position bias so that each head reads one fixed neighbour.
+
+    The Flux transformer gives every text token the same RoPE id (0, 0, 0), so word order reaches it only
+    through the text encoder. A real T5 encodes order; a random one is nearly a bag of words (measured on the
+    mini T5: moving "2" from "the shape of image 2" to "the pattern of image 2" changed its output by 5% of its
+    norm), so "the shape of image 2 and the pattern of image 3" could not be told from its swap. With a bias of
+    ``T5_OFFSET_BIAS`` on one relative-position bucket per head (the offsets in :data:`T5_HEAD_OFFSETS`; T5's
+    buckets are exact for distances below 4) each head copies that neighbour, and two layers reach 6 tokens
+    back: the token "3" then carries "colour of image". The weights stay a plain ``T5EncoderModel``.
+    """
+    from transformers.models.t5.modeling_t5 import T5Attention
+
+    attn = t5.encoder.block[0].layer[0].SelfAttention
+    cfg = t5.config
+    if len(T5_HEAD_OFFSETS) != cfg.num_heads:
+        raise ValueError(f"T5_HEAD_OFFSETS has {len(T5_HEAD_OFFSETS)} offsets for {cfg.num_heads} heads")
+    buckets = T5Attention._relative_position_bucket(
+        torch.tensor(T5_HEAD_OFFSETS), bidirectional=True, num_buckets=cfg.relative_attention_num_buckets,
+        max_distance=cfg.relative_attention_max_distance,
+    )  # fmt: skip
+    with torch.no_grad():
+        attn.relative_attention_bias.weight.zero_()
+        for head, bucket in enumerate(buckets.tolist()):
+            attn.relative_attention_bias.weight[bucket, head] = T5_OFFSET_BIAS
+
+
 def build_base_pipeline(vae, folder: str | Path, seed: int = 0):
     """Assemble and save the untrained mini pipeline (trained VAE, random frozen text encoders)."""
     from diffusers import FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
@@ -174,6 +211,7 @@ def build_base_pipeline(vae, folder: str | Path, seed: int = 0):
             relative_attention_num_buckets=16, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
         )
     )  # fmt: skip
+    make_order_aware(t5)
     scheduler = FlowMatchEulerDiscreteScheduler(
         shift=1.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15, base_image_seq_len=64,
         max_image_seq_len=4096,
@@ -186,13 +224,25 @@ def build_base_pipeline(vae, folder: str | Path, seed: int = 0):
     return pipe
 
 
-def write_training_data(folder: str | Path, n: int, seed: int = 0) -> Path:
-    """``n`` training cases (seed < 1_000_000, disjoint from the bench's) as a manifest at 32 px."""
+def write_training_data(
+    folder: str | Path, n: int, seed: int = 0, weights: dict[str, int] | None = None
+) -> Path:
+    """``n`` training cases (seed < 1_000_000) as a manifest at 32 px, minus any case of the held-out mini suite.
+
+    ``weights`` gives the group mix (see :func:`dreamomni2.mini.world.make_cases`). Cases whose scenes equal a
+    mini-suite case are dropped (logged), so no training draw, whatever its seed or mix, overlaps the bench.
+    """
+    from dreamomni2.bench.suites import case_key, mini_suite
     from dreamomni2.mini.world import make_cases, write_cases
 
     if seed >= 1_000_000:
         raise ValueError("training seeds must be < 1_000_000 (larger ones are reserved for evaluation)")
-    return write_cases(make_cases(seed, n), folder, size=MINI_SIZE)
+    held_out = {case_key(c) for c in mini_suite()}
+    cases = make_cases(seed, n, weights=weights)
+    kept = [c for c in cases if case_key(c) not in held_out]
+    if len(kept) < len(cases):
+        logger.info("training data: dropped %d case(s) that are in the mini suite", len(cases) - len(kept))
+    return write_cases(kept, folder, size=MINI_SIZE)
 
 
 def train_config(
@@ -250,13 +300,19 @@ def build_mini_model(
     lr: float = 2e-3,
     stage2_steps: int = 2000,
     stage2_lr: float = 1e-3,
+    stage3_steps: int = 0,
+    stage3_lr: float = 1e-3,
+    stage3_cases: int = 16000,
+    stage3_weights: dict[str, int] | None = None,
 ) -> dict:
     """Run the whole recipe; the trained pipeline folder ends up in ``out``. Returns timings and stats.
 
     Stage 1 trains ``steps`` steps from the untrained base (batch 32, AdamW, cosine from ``lr`` after a
     100-step warm-up, shifted-uniform noise levels with shift 3, so that sigma near 1 - where sampling starts
     and where the model must read the answer from the references - gets most of the draws); stage 2 continues
-    from it for ``stage2_steps`` steps (cosine from ``stage2_lr``, a warm restart; 0 skips it). Stages are
+    from it for ``stage2_steps`` steps (cosine from ``stage2_lr``, a warm restart; 0 skips it); stage 3 continues
+    for ``stage3_steps`` steps on a second draw of ``stage3_cases`` cases (seed + 1) mixed by ``stage3_weights``
+    (default :data:`ABSTRACT_MIX`, which favours the abstract groups; 0 steps skips it). Stages are
     runs of the project's trainer; finished parts (base pipeline, data, stages) are reused when the recipe is
     run again in the same ``work`` folder.
     """
@@ -285,14 +341,24 @@ def build_mini_model(
         t1 = time.perf_counter()
         write_training_data(work / "data", n_cases, seed=seed)
         stats["data_seconds"] = time.perf_counter() - t1
-    stages = [(steps, lr, work / f"run-{id_policy}-{steps}")]
+    stages = [(steps, lr, work / f"run-{id_policy}-{steps}", manifest)]
     if stage2_steps > 0:
-        stages.append((stage2_steps, stage2_lr, work / f"run-{id_policy}-{steps}-s2-{stage2_steps}"))
+        stages.append((stage2_steps, stage2_lr, Path(f"{stages[-1][2]}-s2-{stage2_steps}"), manifest))
+    if stage3_steps > 0:
+        mix = dict(ABSTRACT_MIX if stage3_weights is None else stage3_weights)
+        stats |= {"stage3_steps": stage3_steps, "stage3_lr": stage3_lr, "stage3_cases": stage3_cases,
+                  "stage3_weights": mix}  # fmt: skip
+        manifest3 = work / "data-s3" / "manifest.jsonl"
+        if not manifest3.is_file():
+            t1 = time.perf_counter()
+            write_training_data(work / "data-s3", stage3_cases, seed=seed + 1, weights=mix)
+            stats["stage3_data_seconds"] = time.perf_counter() - t1
+        stages.append((stage3_steps, stage3_lr, Path(f"{stages[-1][2]}-s3-{stage3_steps}"), manifest3))
     start_from = base
-    for k, (n_steps, stage_lr, run_dir) in enumerate(stages, 1):
+    for k, (n_steps, stage_lr, run_dir, stage_manifest) in enumerate(stages, 1):
         final = run_dir / "final"
         if not (final / "model_index.json").is_file():
-            job = train_config(start_from, manifest, run_dir, n_steps, id_policy, lr=stage_lr, seed=seed,
+            job = train_config(start_from, stage_manifest, run_dir, n_steps, id_policy, lr=stage_lr, seed=seed,
                                cache_dir=str(work / "cache"))  # fmt: skip
             t1 = time.perf_counter()
             result = Trainer(load_config(base=job)).train()
@@ -324,12 +390,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--vae-steps", type=int, default=1500)
     ap.add_argument("--stage2-steps", type=int, default=2000, help="continuation steps (0: none)")
     ap.add_argument("--stage2-lr", type=float, default=1e-3, help="peak learning rate of the continuation")
+    ap.add_argument("--stage3-steps", type=int, default=0, help="steps on the abstract-heavy mix (0: none)")
+    ap.add_argument("--stage3-lr", type=float, default=1e-3, help="peak learning rate of stage 3")
+    ap.add_argument("--stage3-cases", type=int, default=16000, help="cases in stage 3's data draw")
     ap.add_argument("--id-policy", default="dreamomni2")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     stats = build_mini_model(args.work, args.out, args.steps, args.cases, args.vae_steps, args.id_policy, args.seed,
-                             args.lr, args.stage2_steps, args.stage2_lr)  # fmt: skip
+                             args.lr, args.stage2_steps, args.stage2_lr, args.stage3_steps, args.stage3_lr,
+                             args.stage3_cases)  # fmt: skip
     print(json.dumps(stats, indent=2))
     return 0
 

@@ -19,7 +19,7 @@ import dataclasses
 import json
 import logging
 import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -664,6 +664,7 @@ def make_cases(
     tasks: Sequence[str] = TASKS,
     categories: Sequence[str] = CATEGORIES,
     paraphrase: bool = True,
+    weights: Mapping[str, int] | None = None,
 ) -> list[Case]:
     """Sample ``n`` cases deterministically, cycling through every (task, category) pair for balance.
 
@@ -673,14 +674,25 @@ def make_cases(
         tasks: tasks to include.
         categories: categories to include.
         paraphrase: paraphrase instructions (see :func:`sample_case`).
+        weights: integer weight per group name (``"edit/abstract"``...); a group of weight w appears w times in
+            each cycle (0 leaves it out; a group not named keeps weight 1). None gives every group weight 1.
 
     Returns:
-        The cases, in the order (task, category) pairs cycle.
+        The cases, in the order the (weighted) groups cycle.
     """
     rng = random.Random(seed)
     groups = [(t, c) for t in tasks for c in categories]
+    if weights is not None:
+        names = {f"{t}/{c}" for t, c in groups}
+        unknown = sorted(set(weights) - names)
+        if unknown:
+            raise ValueError(f"unknown group(s) in weights: {unknown}; expected some of {sorted(names)}")
+        bad = {k: w for k, w in weights.items() if not isinstance(w, int) or w < 0}
+        if bad:
+            raise ValueError(f"weights must be integers >= 0, got {bad}")
+        groups = [g for g in groups for _ in range(weights.get(f"{g[0]}/{g[1]}", 1))]
     if not groups:
-        raise ValueError("tasks and categories must not be empty")
+        raise ValueError("tasks and categories must not be empty (and not every weight 0)")
     return [sample_case(rng, *groups[i % len(groups)], paraphrase=paraphrase) for i in range(n)]
 
 
