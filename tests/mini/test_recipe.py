@@ -1,21 +1,32 @@
 """The mini-model recipe end to end at toy size: one command builds a loadable, complete pipeline."""
 
 import json
+from collections import Counter
 
 import torch
 
-from dreamomni2.mini.recipe import MODEL_DEFAULTS, build_mini_model
+from dreamomni2.mini.recipe import ABSTRACT_MIX, MODEL_DEFAULTS, build_mini_model
 from dreamomni2.pipeline import DreamOmni2Pipeline
 
 
 def test_recipe_builds_a_complete_pipeline(tmp_path):
     out = tmp_path / "model"
-    stats = build_mini_model(tmp_path / "work", out, steps=3, n_cases=12, vae_steps=2, lr=1e-3, stage2_steps=2)
+    stats = build_mini_model(
+        tmp_path / "work", out, steps=3, n_cases=12, vae_steps=2, lr=1e-3, stage2_steps=2, stage2_cases=12
+    )
     assert stats["steps"] == 3 and stats["vae_steps"] == 2 and stats["stage2_steps"] == 2
     assert stats["stage1_seconds"] > 0 and stats["stage2_seconds"] > 0
     assert stats["total_seconds"] >= stats["stage1_seconds"] + stats["stage2_seconds"]
     saved = json.loads((out / "recipe_stats.json").read_text())
-    assert saved["n_cases"] == 12
+    assert saved["n_cases"] == 12 and saved["stage2_cases"] == 12 and saved["stage2_weights"] == ABSTRACT_MIX
+    # stage 2 trains on its own draw (seed + 1), mixed towards the abstract groups
+    from dreamomni2.mini.world import read_manifest
+
+    rows = read_manifest(tmp_path / "work" / "data-s2-12-mix1-3-1-5" / "manifest.jsonl")
+    groups = [f"{r['task']}/{r['category']}" for r in rows]
+    # one cycle is [edit/concrete, edit/abstract x3, generate/concrete, generate/abstract x5]; 12 = 10 + 2
+    assert Counter(groups) == {"edit/concrete": 2, "edit/abstract": 4, "generate/concrete": 1, "generate/abstract": 5}
+    assert (tmp_path / "work" / "run-dreamomni2-3-s2-2-mix1-3-1-5" / "final" / "model_index.json").is_file()
     assert json.loads((out / "dreamomni2.json").read_text()) == {**MODEL_DEFAULTS, "id_policy": "dreamomni2"}
     pipe = DreamOmni2Pipeline.from_pretrained(out, local_files_only=True)
     assert pipe.vae_scale_factor == 4  # 3 VAE blocks: 32 px -> 8x8 latents -> 16 tokens per image
@@ -30,7 +41,9 @@ def test_recipe_builds_a_complete_pipeline(tmp_path):
                      generator=torch.Generator().manual_seed(0)).images[0]  # fmt: skip
     assert image.size == (32, 32)
     # a second run reuses every finished part (base, data, stage) and only copies the result
-    again = build_mini_model(tmp_path / "work", out, steps=3, n_cases=12, vae_steps=2, lr=1e-3, stage2_steps=2)
+    again = build_mini_model(
+        tmp_path / "work", out, steps=3, n_cases=12, vae_steps=2, lr=1e-3, stage2_steps=2, stage2_cases=12
+    )
     assert "stage1_seconds" not in again and "stage2_seconds" not in again
 
 

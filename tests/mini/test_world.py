@@ -10,6 +10,7 @@ from dreamomni2.mini.analyzer import UNKNOWN, analyze, score, summarize
 from dreamomni2.mini.world import (
     BACKGROUNDS,
     COLORS,
+    GROUP_NAMES,
     KINDS,
     OBJ_ATTRS,
     ORDINALS,
@@ -116,8 +117,7 @@ def test_make_cases_weights():
     with pytest.raises(ValueError, match="integers >= 0"):
         make_cases(0, 4, weights={"edit/abstract": -1})
     with pytest.raises(ValueError, match="every weight 0"):
-        make_cases(0, 4, weights=dict.fromkeys(("edit/concrete", "edit/abstract", "generate/concrete",
-                                                "generate/abstract"), 0))
+        make_cases(0, 4, weights=dict.fromkeys(GROUP_NAMES, 0))
 
 
 def test_case_dict_round_trip():

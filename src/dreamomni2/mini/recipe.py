@@ -5,12 +5,14 @@ Stages (each a function, all driven by :func:`build_mini_model`):
 1. ``train_vae`` — a small ``AutoencoderKL`` (3 blocks: 32 px -> 8x8x16 latents, 16 tokens per image)
    trained on mini-world renders; latent shift/scale measured afterwards.
 2. ``build_base_pipeline`` — word-level T5 tokenizer for the world's canonical vocabulary (unknown
-   words fall back to characters), tiny random frozen CLIP/T5 encoders, the transformer (2 double +
+   words fall back to characters), tiny random frozen CLIP/T5 encoders (the T5's position bias set so that
+   its tokens know their neighbours: :func:`make_order_aware`), the transformer (2 double +
    4 single blocks, 4 heads x 32, about 2.4M parameters) and the scheduler, saved as a diffusers folder.
 3. ``write_training_data`` — mini-world cases (training seeds < 1_000_000) as a manifest whose
    ``prompt`` column is the canonical prompt.
 4. The project's trainer (:mod:`dreamomni2.train`) fine-tunes the whole transformer (``network.type:
-   full``) on that manifest; the result is a complete pipeline folder.
+   full``) on that manifest; stage 2 continues on a second draw that favours the abstract groups
+   (:data:`ABSTRACT_MIX`). The result is a complete pipeline folder.
 """
 
 from __future__ import annotations
@@ -224,9 +226,7 @@ def build_base_pipeline(vae, folder: str | Path, seed: int = 0):
     return pipe
 
 
-def write_training_data(
-    folder: str | Path, n: int, seed: int = 0, weights: dict[str, int] | None = None
-) -> Path:
+def write_training_data(folder: str | Path, n: int, seed: int = 0, weights: dict[str, int] | None = None) -> Path:
     """``n`` training cases (seed < 1_000_000) as a manifest at 32 px, minus any case of the held-out mini suite.
 
     ``weights`` gives the group mix (see :func:`dreamomni2.mini.world.make_cases`). Cases whose scenes equal a
@@ -298,27 +298,26 @@ def build_mini_model(
     id_policy: str = "dreamomni2",
     seed: int = 0,
     lr: float = 2e-3,
-    stage2_steps: int = 2000,
+    stage2_steps: int = 3000,
     stage2_lr: float = 1e-3,
-    stage3_steps: int = 0,
-    stage3_lr: float = 1e-3,
-    stage3_cases: int = 16000,
-    stage3_weights: dict[str, int] | None = None,
+    stage2_cases: int = 16000,
+    stage2_weights: dict[str, int] | None = ABSTRACT_MIX,
 ) -> dict:
     """Run the whole recipe; the trained pipeline folder ends up in ``out``. Returns timings and stats.
 
     Stage 1 trains ``steps`` steps from the untrained base (batch 32, AdamW, cosine from ``lr`` after a
     100-step warm-up, shifted-uniform noise levels with shift 3, so that sigma near 1 - where sampling starts
     and where the model must read the answer from the references - gets most of the draws); stage 2 continues
-    from it for ``stage2_steps`` steps (cosine from ``stage2_lr``, a warm restart; 0 skips it); stage 3 continues
-    for ``stage3_steps`` steps on a second draw of ``stage3_cases`` cases (seed + 1) mixed by ``stage3_weights``
-    (default :data:`ABSTRACT_MIX`, which favours the abstract groups; 0 steps skips it). Stages are
+    from it for ``stage2_steps`` steps (cosine from ``stage2_lr``, a warm restart; 0 skips it) on a second draw
+    of ``stage2_cases`` cases (seed + 1) mixed by ``stage2_weights`` (default :data:`ABSTRACT_MIX`, which
+    favours the abstract groups; None reuses stage 1's data). Stages are
     runs of the project's trainer; finished parts (base pipeline, data, stages) are reused when the recipe is
     run again in the same ``work`` folder.
     """
     import json
     import shutil
 
+    from dreamomni2.mini.world import GROUP_NAMES
     from dreamomni2.train.config import load_config
     from dreamomni2.train.loop import Trainer
 
@@ -343,17 +342,18 @@ def build_mini_model(
         stats["data_seconds"] = time.perf_counter() - t1
     stages = [(steps, lr, work / f"run-{id_policy}-{steps}", manifest)]
     if stage2_steps > 0:
-        stages.append((stage2_steps, stage2_lr, Path(f"{stages[-1][2]}-s2-{stage2_steps}"), manifest))
-    if stage3_steps > 0:
-        mix = dict(ABSTRACT_MIX if stage3_weights is None else stage3_weights)
-        stats |= {"stage3_steps": stage3_steps, "stage3_lr": stage3_lr, "stage3_cases": stage3_cases,
-                  "stage3_weights": mix}  # fmt: skip
-        manifest3 = work / "data-s3" / "manifest.jsonl"
-        if not manifest3.is_file():
-            t1 = time.perf_counter()
-            write_training_data(work / "data-s3", stage3_cases, seed=seed + 1, weights=mix)
-            stats["stage3_data_seconds"] = time.perf_counter() - t1
-        stages.append((stage3_steps, stage3_lr, Path(f"{stages[-1][2]}-s3-{stage3_steps}"), manifest3))
+        run2, manifest2 = f"{stages[-1][2]}-s2-{stage2_steps}", manifest
+        if stage2_weights is not None:
+            mix = dict(stage2_weights)
+            stats |= {"stage2_cases": stage2_cases, "stage2_weights": mix}
+            tag = "-".join(str(mix.get(g, 1)) for g in GROUP_NAMES)
+            run2 += f"-mix{tag}"
+            manifest2 = work / f"data-s2-{stage2_cases}-mix{tag}" / "manifest.jsonl"
+            if not manifest2.is_file():
+                t1 = time.perf_counter()
+                write_training_data(manifest2.parent, stage2_cases, seed=seed + 1, weights=mix)
+                stats["stage2_data_seconds"] = time.perf_counter() - t1
+        stages.append((stage2_steps, stage2_lr, Path(run2), manifest2))
     start_from = base
     for k, (n_steps, stage_lr, run_dir, stage_manifest) in enumerate(stages, 1):
         final = run_dir / "final"
@@ -388,18 +388,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--cases", type=int, default=10000)
     ap.add_argument("--vae-steps", type=int, default=1500)
-    ap.add_argument("--stage2-steps", type=int, default=2000, help="continuation steps (0: none)")
+    ap.add_argument("--stage2-steps", type=int, default=3000, help="continuation steps (0: none)")
     ap.add_argument("--stage2-lr", type=float, default=1e-3, help="peak learning rate of the continuation")
-    ap.add_argument("--stage3-steps", type=int, default=0, help="steps on the abstract-heavy mix (0: none)")
-    ap.add_argument("--stage3-lr", type=float, default=1e-3, help="peak learning rate of stage 3")
-    ap.add_argument("--stage3-cases", type=int, default=16000, help="cases in stage 3's data draw")
+    ap.add_argument("--stage2-cases", type=int, default=16000, help="cases in stage 2's data draw")
+    ap.add_argument("--stage2-mix", default="1,3,1,5",
+                    help="stage 2's group weights: edit/concrete,edit/abstract,generate/concrete,generate/abstract "
+                         "('same': stage 1's data)")  # fmt: skip
     ap.add_argument("--id-policy", default="dreamomni2")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
+    from dreamomni2.mini.world import GROUP_NAMES
+
+    mix = None
+    if args.stage2_mix != "same":
+        try:
+            weights = [int(w) for w in args.stage2_mix.split(",")]
+        except ValueError:
+            weights = []
+        if len(weights) != 4 or min(weights) < 0:
+            ap.error(f"--stage2-mix wants 4 integers >= 0 separated by commas (or 'same'), got {args.stage2_mix!r}")
+        mix = dict(zip(GROUP_NAMES, weights, strict=True))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     stats = build_mini_model(args.work, args.out, args.steps, args.cases, args.vae_steps, args.id_policy, args.seed,
-                             args.lr, args.stage2_steps, args.stage2_lr, args.stage3_steps, args.stage3_lr,
-                             args.stage3_cases)  # fmt: skip
+                             args.lr, args.stage2_steps, args.stage2_lr, args.stage2_cases, mix)  # fmt: skip
     print(json.dumps(stats, indent=2))
     return 0
 

@@ -63,6 +63,8 @@ KINDS: dict[tuple[str, str], tuple[str, ...]] = {
     ("generate", "concrete"): ("place",),
     ("generate", "abstract"): ("compose",),
 }
+#: The group names ``task/category`` in the order :func:`make_cases` cycles through them.
+GROUP_NAMES: tuple[str, ...] = tuple(f"{t}/{c}" for t in TASKS for c in CATEGORIES)
 MAX_IMAGES = 4
 
 # Geometry, as fractions of the image side: object "radius" per size, pattern band width.
