@@ -12,16 +12,18 @@ from dreamomni2.cli import main
 from dreamomni2.images import load_image
 from dreamomni2.mini import default_model_path
 from dreamomni2.mini.analyzer import analyze
+from dreamomni2.mini.world import Obj, Scene
 
 # The first 8 held-out suite cases of each group (seed 1_000_003, none seen in training): suite ids 4*i + g. The
-# committed model's 400-case scores (docs/results.md) are .990 / .580 / .940 / .030 for edit-concrete /
-# edit-abstract / generate-concrete / generate-abstract; these floors hold it to that, case by case.
+# committed model's 400-case scores (docs/results.md) are .970 / .670 / .900 / .070 for edit-concrete /
+# edit-abstract / generate-concrete / generate-abstract; on these 32 cases it solves 8 / 8 / 8 / 2. The floors leave
+# a case or two of slack (batching changes the float sums).
 FIRST_PER_GROUP = 8
 MIN_SUCCESS = {
     ("edit", "concrete"): 7,
-    ("edit", "abstract"): 3,
+    ("edit", "abstract"): 6,
     ("generate", "concrete"): 7,
-    ("generate", "abstract"): 0,
+    ("generate", "abstract"): 1,
 }
 
 
@@ -69,8 +71,5 @@ def test_readme_main_job_runs_fast(tmp_path):
     assert time.perf_counter() - start < 30
     image = load_image(out)
     assert image.size == (32, 32)
-    # The right answer is Scene(Obj("circle", "blue", "solid", "large"), "light"). The committed model keeps the
-    # source's shape, pattern, size and background; the colour it copies is right for 6 of 8 seeds (docs/results.md),
-    # not for the default seed 0, so the colour is not asserted yet.
-    got = analyze(image)
-    assert (got.obj.shape, got.obj.pattern, got.obj.size, got.background) == ("circle", "solid", "large", "light")
+    # The right answer: the red circle of image 1 turned blue (the committed model gets it for 8 of 8 seeds).
+    assert analyze(image) == Scene(Obj("circle", "blue", "solid", "large"), "light")

@@ -27,6 +27,8 @@ def test_recipe_builds_a_complete_pipeline(tmp_path):
     # one cycle is [edit/concrete, edit/abstract x3, generate/concrete, generate/abstract x5]; 12 = 10 + 2
     assert Counter(groups) == {"edit/concrete": 2, "edit/abstract": 4, "generate/concrete": 1, "generate/abstract": 5}
     assert (tmp_path / "work" / "run-dreamomni2-3-s2-2-mix1-3-1-5" / "final" / "model_index.json").is_file()
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert {row["stage"] for row in log} == {1, 2} and all("loss" in row for row in log)
     assert json.loads((out / "dreamomni2.json").read_text()) == {**MODEL_DEFAULTS, "id_policy": "dreamomni2"}
     pipe = DreamOmni2Pipeline.from_pretrained(out, local_files_only=True)
     assert pipe.vae_scale_factor == 4  # 3 VAE blocks: 32 px -> 8x8 latents -> 16 tokens per image

@@ -369,6 +369,11 @@ def build_mini_model(
     if out.exists():
         shutil.rmtree(out)
     shutil.copytree(start_from, out)
+    with open(out / "train_log.jsonl", "w") as log:  # every stage's logged losses, tagged with the stage
+        for k, (_, _, run_dir, _) in enumerate(stages, 1):
+            metrics = run_dir / "metrics.jsonl"
+            for line in metrics.read_text().splitlines() if metrics.is_file() else []:
+                log.write(json.dumps({"stage": k, **json.loads(line)}) + "\n")
     stats["total_seconds"] = time.perf_counter() - t0
     (out / "recipe_stats.json").write_text(json.dumps(stats, indent=2))
     (out / "dreamomni2.json").write_text(json.dumps(MODEL_DEFAULTS | {"id_policy": id_policy}, indent=2))
