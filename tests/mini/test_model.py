@@ -12,6 +12,7 @@ from dreamomni2.cli import main
 from dreamomni2.images import load_image
 from dreamomni2.mini import default_model_path
 from dreamomni2.mini.analyzer import analyze
+from dreamomni2.mini.recipe import check_base
 from dreamomni2.mini.world import Obj, Scene
 
 # The first 8 held-out suite cases of each group (seed 1_000_003, none seen in training): suite ids 4*i + g. The
@@ -47,6 +48,7 @@ def test_model_is_small_and_complete():
     for part in ("transformer", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "scheduler"):
         assert (path / part).is_dir(), part
     assert not list(path.rglob("*.bin")) and not list(path.rglob("*.pt"))
+    check_base(path)  # its T5 is the order-aware one the recipe builds
 
 
 def test_fixed_cases_through_the_analyzer(mini_pipe):

@@ -9,7 +9,7 @@ from dreamomni2.mini.recipe import ABSTRACT_MIX, MODEL_DEFAULTS, build_mini_mode
 from dreamomni2.pipeline import DreamOmni2Pipeline
 
 
-def test_recipe_builds_a_complete_pipeline(tmp_path):
+def test_recipe_builds_a_complete_pipeline(tmp_path, capsys):
     out = tmp_path / "model"
     stats = build_mini_model(
         tmp_path / "work", out, steps=3, n_cases=12, vae_steps=2, lr=1e-3, stage2_steps=2, stage2_cases=12
@@ -47,6 +47,19 @@ def test_recipe_builds_a_complete_pipeline(tmp_path):
         tmp_path / "work", out, steps=3, n_cases=12, vae_steps=2, lr=1e-3, stage2_steps=2, stage2_cases=12
     )
     assert "stage1_seconds" not in again and "stage2_seconds" not in again
+    # a work folder whose base predates the order-aware T5 is refused, with a message (no silent reuse)
+    from safetensors.torch import load_file, save_file
+
+    from dreamomni2.mini.recipe import main as recipe_main
+
+    t5_file = tmp_path / "work" / "base" / "text_encoder_2" / "model.safetensors"
+    weights = load_file(t5_file)
+    weights["encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"].normal_()
+    save_file(weights, t5_file)
+    argv = ["--work", str(tmp_path / "work"), "--out", str(out), "--steps", "3", "--cases", "12", "--vae-steps", "2",
+            "--stage2-steps", "2", "--stage2-cases", "12"]  # fmt: skip
+    assert recipe_main(argv) == 2
+    assert "built by an older recipe" in capsys.readouterr().err
 
 
 def test_order_aware_t5_binds_numbers_to_attributes():

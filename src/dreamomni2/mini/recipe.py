@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import random
+import sys
 import time
 from pathlib import Path
 
@@ -39,7 +40,7 @@ TEXT_TOKENS = 32  # T5 sequence length of the mini model
 #: CLI/pipeline defaults stored beside the model (``dreamomni2.json``): 32 px images, no snapping.
 MODEL_DEFAULTS = {"auto_resize": False, "max_area": 32 * 32, "reference_max_area": 32 * 32, "steps": 20,
                   "guidance": 3.5, "planner": "mini"}  # fmt: skip
-#: Stage 3's group mix: the concrete groups, learned first, get one share each; the abstract ones get the rest.
+#: Stage 2's group mix: the concrete groups, learned first, get one share each; the abstract ones get the rest.
 ABSTRACT_MIX = {"edit/concrete": 1, "edit/abstract": 3, "generate/concrete": 1, "generate/abstract": 5}
 CLIP_TOKENS = 160  # the character-level CLIP sees whole prompts (only its pooled vector is used)
 
@@ -163,26 +164,48 @@ def make_order_aware(t5) -> None:
 
     The Flux transformer gives every text token the same RoPE id (0, 0, 0), so word order reaches it only
     through the text encoder. A real T5 encodes order; a random one is nearly a bag of words (measured on the
-    mini T5: moving "2" from "the shape of image 2" to "the pattern of image 2" changed its output by 5% of its
-    norm), so "the shape of image 2 and the pattern of image 3" could not be told from its swap. With a bias of
+    mini T5: moving "2" from "the shape of image 2" to "the pattern of image 2" changed its output by 3.5-5% of
+    its norm), so "the shape of image 2 and the pattern of image 3" could not be told from its swap. With a bias of
     ``T5_OFFSET_BIAS`` on one relative-position bucket per head (the offsets in :data:`T5_HEAD_OFFSETS`; T5's
     buckets are exact for distances below 4) each head copies that neighbour, and two layers reach 6 tokens
     back: the token "3" then carries "colour of image". The weights stay a plain ``T5EncoderModel``.
     """
+    attn = t5.encoder.block[0].layer[0].SelfAttention
+    with torch.no_grad():
+        attn.relative_attention_bias.weight.copy_(_t5_offset_bias(t5.config))
+
+
+def _t5_offset_bias(t5_config) -> torch.Tensor:
+    """The relative-position bias table :func:`make_order_aware` writes (buckets x heads)."""
     from transformers.models.t5.modeling_t5 import T5Attention
 
-    attn = t5.encoder.block[0].layer[0].SelfAttention
-    cfg = t5.config
-    if len(T5_HEAD_OFFSETS) != cfg.num_heads:
-        raise ValueError(f"T5_HEAD_OFFSETS has {len(T5_HEAD_OFFSETS)} offsets for {cfg.num_heads} heads")
+    if len(T5_HEAD_OFFSETS) != t5_config.num_heads:
+        raise ValueError(f"T5_HEAD_OFFSETS has {len(T5_HEAD_OFFSETS)} offsets for {t5_config.num_heads} heads")
     buckets = T5Attention._relative_position_bucket(
-        torch.tensor(T5_HEAD_OFFSETS), bidirectional=True, num_buckets=cfg.relative_attention_num_buckets,
-        max_distance=cfg.relative_attention_max_distance,
+        torch.tensor(T5_HEAD_OFFSETS), bidirectional=True, num_buckets=t5_config.relative_attention_num_buckets,
+        max_distance=t5_config.relative_attention_max_distance,
     )  # fmt: skip
-    with torch.no_grad():
-        attn.relative_attention_bias.weight.zero_()
-        for head, bucket in enumerate(buckets.tolist()):
-            attn.relative_attention_bias.weight[bucket, head] = T5_OFFSET_BIAS
+    table = torch.zeros(t5_config.relative_attention_num_buckets, t5_config.num_heads)
+    table[buckets, torch.arange(t5_config.num_heads)] = T5_OFFSET_BIAS
+    return table
+
+
+def check_base(base: str | Path) -> None:
+    """Raise ValueError when a saved base pipeline's T5 is not order-aware (built by an older recipe)."""
+    import json
+
+    from safetensors import safe_open
+    from transformers import T5Config
+
+    folder = Path(base) / "text_encoder_2"
+    config = T5Config(**json.loads((folder / "config.json").read_text()))
+    with safe_open(str(folder / "model.safetensors"), "pt") as f:
+        bias = f.get_tensor("encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight")
+    if not torch.equal(bias.float(), _t5_offset_bias(config)):
+        raise ValueError(
+            f"{base} was built by an older recipe (its T5 is not order-aware, see make_order_aware); "
+            "delete that folder (and the runs beside it) or use another --work folder"
+        )
 
 
 def build_base_pipeline(vae, folder: str | Path, seed: int = 0):
@@ -333,6 +356,7 @@ def build_mini_model(
         vstats["vae_seconds"] = time.perf_counter() - t0
         build_base_pipeline(vae, base, seed=seed)
         vae_stats.write_text(json.dumps(vstats, indent=2))
+    check_base(base)
     if vae_stats.is_file():
         stats.update(json.loads(vae_stats.read_text()))
     manifest = work / "data" / "manifest.jsonl"
@@ -414,8 +438,13 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"--stage2-mix wants 4 integers >= 0 separated by commas (or 'same'), got {args.stage2_mix!r}")
         mix = dict(zip(GROUP_NAMES, weights, strict=True))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    stats = build_mini_model(args.work, args.out, args.steps, args.cases, args.vae_steps, args.id_policy, args.seed,
-                             args.lr, args.stage2_steps, args.stage2_lr, args.stage2_cases, mix)  # fmt: skip
+    try:
+        stats = build_mini_model(args.work, args.out, args.steps, args.cases, args.vae_steps, args.id_policy,
+                                 args.seed, args.lr, args.stage2_steps, args.stage2_lr, args.stage2_cases,
+                                 mix)  # fmt: skip
+    except (ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(json.dumps(stats, indent=2))
     return 0
 
