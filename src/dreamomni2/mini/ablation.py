@@ -1,6 +1,6 @@
 """Id-policy ablation on the mini world (the paper's Table 5, in miniature).
 
-``python -m dreamomni2.mini.ablation --steps 2000`` trains one mini model per id policy with the same
+``python -m dreamomni2.mini.ablation --steps 2500`` trains one mini model per id policy with the same
 budget (same base pipeline, data, seed and schedule; only ``model.id_policy`` differs), scores each on
 the held-out mini suite and prints the table that goes into ``docs/results.md``.
 """
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(prog="python -m dreamomni2.mini.ablation", description=__doc__)
     ap.add_argument("--work", default="runs/mini")
-    ap.add_argument("--steps", type=int, default=2000, help="training steps per policy (batch 32)")
+    ap.add_argument("--steps", type=int, default=2500, help="training steps per policy (batch 32)")
     ap.add_argument("--policies", nargs="+", default=list(DEFAULT_POLICIES))
     ap.add_argument("--bench-n", type=int, default=400)
     args = ap.parse_args(argv)
