@@ -29,7 +29,8 @@ import torch
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "MINI_SIZE", "build_base_pipeline", "build_mini_model", "make_order_aware", "mini_t5_tokenizer", "train_vae",
+    "ABSTRACT_MIX", "MINI_SIZE", "build_base_pipeline", "build_mini_model", "check_base", "make_order_aware",
+    "mini_t5_tokenizer", "train_vae",
     "train_config",
 ]  # fmt: skip
 
