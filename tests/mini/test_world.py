@@ -299,3 +299,24 @@ def test_manifest_round_trip(tmp_path):
         with Image.open(manifest.parent / row["target"]) as im:
             assert np.array_equal(np.asarray(im.convert("RGB")), np.asarray(render(case.target)))
     assert read_cases(tmp_path / "mini") == cases
+
+
+def test_compose_refs_adds_single_attribute_cases_and_leaves_the_default_draw_alone():
+    default = make_cases(5, 80, weights={"generate/abstract": 1, "edit/concrete": 0, "edit/abstract": 0,
+                                         "generate/concrete": 0})  # fmt: skip
+    assert {len(c.refs) for c in default} == {2, 3}
+    # the default range draws exactly what the old sampler drew (the held-out suite depends on it)
+    assert make_cases(5, 40, compose_refs=(2, 3)) == make_cases(5, 40)
+    single = make_cases(5, 200, weights={"edit/concrete": 0, "edit/abstract": 0, "generate/concrete": 0},
+                        compose_refs=(1, 1))  # fmt: skip
+    assert all(len(c.refs) == 1 for c in single)
+    shape_only = [c for c in single if "shape" in c.refs]
+    assert shape_only, "200 single-attribute cases must include shape ones"
+    for case in shape_only:
+        k = case.refs["shape"]
+        assert case.prompt.endswith(f"with the shape of image {k} on a {case.target.background} background.")
+        assert case.images[k - 1].obj.shape == case.target.obj.shape
+        assert all(im.obj.shape != case.target.obj.shape for j, im in enumerate(case.images) if j != k - 1)
+    for bad in ((0, 2), (3, 2), (1, 5)):
+        with pytest.raises(ValueError, match="compose_refs"):
+            make_cases(0, 4, compose_refs=bad)

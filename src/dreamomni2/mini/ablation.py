@@ -41,7 +41,7 @@ def run_ablation(work: str | Path, steps: int, policies=DEFAULT_POLICIES, n_case
     for policy in policies:
         out = work / "ablation" / f"{policy}-{steps}"
         if not (out / "model_index.json").is_file():
-            build_mini_model(work, out, steps=steps, n_cases=n_cases, id_policy=policy, seed=seed, stage2_steps=0)
+            build_mini_model(work, out, steps=steps, n_cases=n_cases, id_policy=policy, seed=seed, stages=())
         scored = out / "bench_summary.json"
         settings = {"bench_n": bench_n, "bench_steps": bench_steps, "seed": seed}
         if scored.is_file():

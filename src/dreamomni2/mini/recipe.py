@@ -11,8 +11,8 @@ Stages (each a function, all driven by :func:`build_mini_model`):
 3. ``write_training_data`` — mini-world cases (training seeds < 1_000_000) as a manifest whose
    ``prompt`` column is the canonical prompt.
 4. The project's trainer (:mod:`dreamomni2.train`) fine-tunes the whole transformer (``network.type:
-   full``) on that manifest; stage 2 continues on a second draw that favours the abstract groups
-   (:data:`ABSTRACT_MIX`). The result is a complete pipeline folder.
+   full``) on that manifest; the continuation stages (:data:`CONTINUATION`) go on, each on a draw of its own
+   that favours the abstract groups (:data:`ABSTRACT_MIX`). The result is a complete pipeline folder.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ import logging
 import random
 import sys
 import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +31,8 @@ import torch
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "ABSTRACT_MIX", "MINI_SIZE", "build_base_pipeline", "build_mini_model", "check_base", "make_order_aware",
-    "mini_t5_tokenizer", "train_vae",
-    "train_config",
+    "ABSTRACT_MIX", "CONTINUATION", "MINI_SIZE", "Stage", "build_base_pipeline", "build_mini_model", "check_base",
+    "make_order_aware", "mini_t5_tokenizer", "train_config", "train_vae",
 ]  # fmt: skip
 
 MINI_SIZE = 32  # pixels per side of every mini-world image
@@ -41,7 +42,8 @@ TEXT_TOKENS = 32  # T5 sequence length of the mini model
 #: CLI/pipeline defaults stored beside the model (``dreamomni2.json``): 32 px images, no snapping.
 MODEL_DEFAULTS = {"auto_resize": False, "max_area": 32 * 32, "reference_max_area": 32 * 32, "steps": 20,
                   "guidance": 3.5, "planner": "mini"}  # fmt: skip
-#: Stage 2's group mix: the concrete groups, learned first, get one share each; the abstract ones get the rest.
+#: The continuation stages' group mix: the concrete groups, learned first, get one share each; the abstract ones
+#: get the rest.
 ABSTRACT_MIX = {"edit/concrete": 1, "edit/abstract": 3, "generate/concrete": 1, "generate/abstract": 5}
 CLIP_TOKENS = 160  # the character-level CLIP sees whole prompts (only its pooled vector is used)
 
@@ -313,6 +315,72 @@ def train_config(
     }
 
 
+@dataclass(frozen=True)
+class Stage:
+    """A continuation stage: ``steps`` more steps from the previous stage's weights, cosine from ``lr`` (a warm
+    restart), on a draw of its own of ``cases`` cases mixed by ``mix`` (group weights, see
+    :func:`dreamomni2.mini.world.make_cases`; None trains on stage 1's data instead). Stage k draws with seed + k - 1.
+    """
+
+    steps: int
+    lr: float = 1e-3
+    cases: int = 16000
+    mix: Mapping[str, int] | None = field(default_factory=lambda: dict(ABSTRACT_MIX))
+
+    def __post_init__(self):
+        if self.steps < 1 or self.cases < 1 or not self.lr > 0:
+            raise ValueError(f"a stage wants steps >= 1, cases >= 1 and lr > 0, got {self}")
+        if self.mix is not None:
+            from dreamomni2.mini.world import GROUP_NAMES
+
+            full = {g: self.mix.get(g, 1) for g in GROUP_NAMES}  # a group not named keeps weight 1, as in make_cases
+            if set(self.mix) - set(GROUP_NAMES) or min(full.values()) < 0 or not any(full.values()):
+                raise ValueError(
+                    f"a stage's mix wants weights >= 0 (not all 0) for {GROUP_NAMES}, got {dict(self.mix)}"
+                )
+            object.__setattr__(self, "mix", full)
+
+    def tag(self) -> str:
+        """The mix as ``1-3-1-5`` (in :data:`~dreamomni2.mini.world.GROUP_NAMES` order), for folder names."""
+        from dreamomni2.mini.world import GROUP_NAMES
+
+        return "-".join(str(self.mix[g]) for g in GROUP_NAMES) if self.mix is not None else "same"
+
+    @classmethod
+    def parse(cls, text: str) -> Stage:
+        """``STEPS[:LR[:MIX[:CASES]]]``, MIX being four comma-separated weights or ``same``: ``2000:1e-3:1,3,1,5``."""
+        from dreamomni2.mini.world import GROUP_NAMES
+
+        parts = text.split(":")
+        try:
+            if not 1 <= len(parts) <= 4:
+                raise ValueError
+            kw: dict = {"steps": int(parts[0])}
+            if len(parts) > 1:
+                kw["lr"] = float(parts[1])
+            if len(parts) > 2:
+                if parts[2] == "same":
+                    kw["mix"] = None
+                else:
+                    weights = [int(w) for w in parts[2].split(",")]
+                    if len(weights) != len(GROUP_NAMES):
+                        raise ValueError
+                    kw["mix"] = dict(zip(GROUP_NAMES, weights, strict=True))
+            if len(parts) > 3:
+                kw["cases"] = int(parts[3])
+            return cls(**kw)
+        except ValueError as err:
+            detail = f" ({err})" if str(err) else ""
+            raise ValueError(
+                f"--stage wants STEPS[:LR[:MIX[:CASES]]] with MIX four integers separated by commas or "
+                f"'same' (e.g. 2000:1e-3:1,3,1,5:16000), got {text!r}{detail}"
+            ) from None
+
+
+#: The shipped recipe's continuation after stage 1: fresh draws mixed towards the abstract groups.
+CONTINUATION: tuple[Stage, ...] = (Stage(3000), Stage(2000))
+
+
 def build_mini_model(
     work: str | Path,
     out: str | Path,
@@ -322,33 +390,29 @@ def build_mini_model(
     id_policy: str = "dreamomni2",
     seed: int = 0,
     lr: float = 2e-3,
-    stage2_steps: int = 3000,
-    stage2_lr: float = 1e-3,
-    stage2_cases: int = 16000,
-    stage2_weights: dict[str, int] | None = ABSTRACT_MIX,
+    stages: Sequence[Stage] = CONTINUATION,
 ) -> dict:
     """Run the whole recipe; the trained pipeline folder ends up in ``out``. Returns timings and stats.
 
-    Stage 1 trains ``steps`` steps from the untrained base (batch 32, AdamW, cosine from ``lr`` after a
-    100-step warm-up, shifted-uniform noise levels with shift 3, so that sigma near 1 - where sampling starts
-    and where the model must read the answer from the references - gets most of the draws); stage 2 continues
-    from it for ``stage2_steps`` steps (cosine from ``stage2_lr``, a warm restart; 0 skips it) on a second draw
-    of ``stage2_cases`` cases (seed + 1) mixed by ``stage2_weights`` (default :data:`ABSTRACT_MIX`, which
-    favours the abstract groups; None reuses stage 1's data). Stages are
-    runs of the project's trainer; finished parts (base pipeline, data, stages) are reused when the recipe is
-    run again in the same ``work`` folder.
+    Stage 1 trains ``steps`` steps from the untrained base on ``n_cases`` cases of all four groups in turn (batch
+    32, AdamW, cosine from ``lr`` after a 100-step warm-up, shifted-uniform noise levels with shift 3, so that sigma
+    near 1 - where sampling starts and where the model must read the answer from the references - gets most of the
+    draws). Each of ``stages`` (default :data:`CONTINUATION`; empty for stage 1 alone) then continues from the
+    previous one on its own draw (:class:`Stage`). Stages are runs of the project's trainer; finished parts (base
+    pipeline, data, stages) are reused when the recipe is run again in the same ``work`` folder.
     """
     import json
     import shutil
 
-    from dreamomni2.mini.world import GROUP_NAMES
     from dreamomni2.train.config import load_config
     from dreamomni2.train.loop import Trainer
 
     work, out = Path(work), Path(out)
     work.mkdir(parents=True, exist_ok=True)
-    stats: dict = {"steps": steps, "lr": lr, "stage2_steps": stage2_steps, "n_cases": n_cases, "id_policy": id_policy,
-                   "seed": seed, "vae_steps": vae_steps}  # fmt: skip
+    stats: dict = {"steps": steps, "lr": lr, "n_cases": n_cases, "id_policy": id_policy, "seed": seed,
+                   "vae_steps": vae_steps,
+                   "stages": [{"steps": st.steps, "lr": st.lr, "cases": st.cases,
+                               "mix": None if st.mix is None else dict(st.mix)} for st in stages]}  # fmt: skip
     t0 = time.perf_counter()
     base = work / "base"
     vae_stats = base / "vae_stats.json"
@@ -365,24 +429,22 @@ def build_mini_model(
         t1 = time.perf_counter()
         write_training_data(work / "data", n_cases, seed=seed)
         stats["data_seconds"] = time.perf_counter() - t1
-    stages = [(steps, lr, work / f"run-{id_policy}-{steps}", manifest)]
-    if stage2_steps > 0:
-        run2, manifest2 = f"{stages[-1][2]}-s2-{stage2_steps}", manifest
-        if stage2_weights is not None:
-            mix = dict(stage2_weights)
-            stats |= {"stage2_cases": stage2_cases, "stage2_weights": mix}
-            tag = "-".join(str(mix.get(g, 1)) for g in GROUP_NAMES)
-            run2 += f"-mix{tag}"
-            manifest2 = work / f"data-s2-{stage2_cases}-mix{tag}" / "manifest.jsonl"
-            if not manifest2.is_file():
+    plan = [(steps, lr, work / f"run-{id_policy}-{steps}", manifest)]
+    for k, stage in enumerate(stages, 2):
+        run_dir, stage_manifest = f"{plan[-1][2]}-s{k}-{stage.steps}", manifest
+        if stage.mix is not None:
+            run_dir += f"-mix{stage.tag()}"
+            stage_manifest = work / f"data-s{k}-{stage.cases}-mix{stage.tag()}" / "manifest.jsonl"
+            if not stage_manifest.is_file():
                 t1 = time.perf_counter()
-                write_training_data(manifest2.parent, stage2_cases, seed=seed + 1, weights=mix)
-                stats["stage2_data_seconds"] = time.perf_counter() - t1
-        stages.append((stage2_steps, stage2_lr, Path(run2), manifest2))
+                write_training_data(stage_manifest.parent, stage.cases, seed=seed + k - 1, weights=stage.mix)
+                stats[f"stage{k}_data_seconds"] = time.perf_counter() - t1
+        plan.append((stage.steps, stage.lr, Path(run_dir), stage_manifest))
     start_from = base
-    for k, (n_steps, stage_lr, run_dir, stage_manifest) in enumerate(stages, 1):
+    for k, (n_steps, stage_lr, run_dir, stage_manifest) in enumerate(plan, 1):
         final = run_dir / "final"
         if not (final / "model_index.json").is_file():
+            logger.info("stage %d of %d: %d steps from %s", k, len(plan), n_steps, start_from)
             job = train_config(start_from, stage_manifest, run_dir, n_steps, id_policy, lr=stage_lr, seed=seed,
                                cache_dir=str(work / "cache"))  # fmt: skip
             t1 = time.perf_counter()
@@ -395,7 +457,7 @@ def build_mini_model(
         shutil.rmtree(out)
     shutil.copytree(start_from, out)
     with open(out / "train_log.jsonl", "w") as log:  # every stage's logged losses, tagged with the stage
-        for k, (_, _, run_dir, _) in enumerate(stages, 1):
+        for k, (_, _, run_dir, _) in enumerate(plan, 1):
             metrics = run_dir / "metrics.jsonl"
             for line in metrics.read_text().splitlines() if metrics.is_file() else []:
                 log.write(json.dumps({"stage": k, **json.loads(line)}) + "\n")
@@ -414,35 +476,28 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m dreamomni2.mini.recipe", description=main.__doc__)
     ap.add_argument("--work", default="runs/mini", help="scratch folder (data, base pipeline, checkpoints)")
     ap.add_argument("--out", default="src/dreamomni2/mini/model", help="where the trained pipeline goes")
-    ap.add_argument("--steps", type=int, default=7000)
-    ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--cases", type=int, default=10000)
+    ap.add_argument("--steps", type=int, default=7000, help="stage 1's steps")
+    ap.add_argument("--lr", type=float, default=2e-3, help="stage 1's peak learning rate")
+    ap.add_argument("--cases", type=int, default=10000, help="stage 1's cases")
     ap.add_argument("--vae-steps", type=int, default=1500)
-    ap.add_argument("--stage2-steps", type=int, default=3000, help="continuation steps (0: none)")
-    ap.add_argument("--stage2-lr", type=float, default=1e-3, help="peak learning rate of the continuation")
-    ap.add_argument("--stage2-cases", type=int, default=16000, help="cases in stage 2's data draw")
-    ap.add_argument("--stage2-mix", default="1,3,1,5",
-                    help="stage 2's group weights: edit/concrete,edit/abstract,generate/concrete,generate/abstract "
-                         "('same': stage 1's data)")  # fmt: skip
+    default = " ".join(f"{st.steps}:{st.lr:g}:{st.tag().replace('-', ',')}:{st.cases}" for st in CONTINUATION)
+    ap.add_argument("--stage", action="append", metavar="STEPS[:LR[:MIX[:CASES]]]",
+                    help="a continuation stage after stage 1, repeatable, in order; MIX is the group weights "
+                         "edit/concrete,edit/abstract,generate/concrete,generate/abstract or 'same' (stage 1's "
+                         f"data); 'none' for stage 1 alone (default: {default})")  # fmt: skip
     ap.add_argument("--id-policy", default="dreamomni2")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    from dreamomni2.mini.world import GROUP_NAMES
-
-    mix = None
-    if args.stage2_mix != "same":
+    stages: tuple[Stage, ...] = CONTINUATION
+    if args.stage:
         try:
-            weights = [int(w) for w in args.stage2_mix.split(",")]
-        except ValueError:
-            weights = []
-        if len(weights) != 4 or min(weights) < 0:
-            ap.error(f"--stage2-mix wants 4 integers >= 0 separated by commas (or 'same'), got {args.stage2_mix!r}")
-        mix = dict(zip(GROUP_NAMES, weights, strict=True))
+            stages = () if args.stage == ["none"] else tuple(Stage.parse(text) for text in args.stage)
+        except ValueError as err:
+            ap.error(str(err))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     try:
         stats = build_mini_model(args.work, args.out, args.steps, args.cases, args.vae_steps, args.id_policy,
-                                 args.seed, args.lr, args.stage2_steps, args.stage2_lr, args.stage2_cases,
-                                 mix)  # fmt: skip
+                                 args.seed, args.lr, stages)  # fmt: skip
     except (ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -605,6 +605,7 @@ def sample_case(
     n_images: int | None = None,
     paraphrase: bool = True,
     kind: str | None = None,
+    compose_refs: tuple[int, int] = (2, 3),
 ) -> Case:
     """Sample one case.
 
@@ -615,6 +616,9 @@ def sample_case(
         n_images: number of input images (edit: 2-4, i.e. source + 1-3 references; generate: 1-4); drawn when None.
         paraphrase: if True ``instruction`` is a random paraphrase, else it equals the canonical ``prompt``.
         kind: force a kind from ``KINDS[(task, category)]``; drawn when None.
+        compose_refs: (low, high) number of object attributes a compose case takes from its images (each from
+            a different image; capped by the number of images). The held-out suite uses the default (2, 3);
+            training draws may add single-attribute cases, (1, 3), that name one image attribute alone.
 
     Returns:
         The case, with distractor images and a target that differs from the source for edits.
@@ -641,7 +645,7 @@ def sample_case(
         refs = {kind: k}
     else:  # compose
         n = _n_images(rng, n_images, 1, MAX_IMAGES) if n_images is not None else rng.randint(2, MAX_IMAGES)
-        m = rng.randint(min(2, n), min(3, n))
+        m = rng.randint(min(compose_refs[0], n), min(compose_refs[1], n))
         attrs = rng.sample(OBJ_ATTRS, m)
         idxs = rng.sample(range(n), m)
         values = {a: _pick(rng, a) for a in attrs}
@@ -667,6 +671,7 @@ def make_cases(
     categories: Sequence[str] = CATEGORIES,
     paraphrase: bool = True,
     weights: Mapping[str, int] | None = None,
+    compose_refs: tuple[int, int] = (2, 3),
 ) -> list[Case]:
     """Sample ``n`` cases deterministically, cycling through every (task, category) pair for balance.
 
@@ -678,6 +683,7 @@ def make_cases(
         paraphrase: paraphrase instructions (see :func:`sample_case`).
         weights: integer weight per group name (``"edit/abstract"``...); a group of weight w appears w times in
             each cycle (0 leaves it out; a group not named keeps weight 1). None gives every group weight 1.
+        compose_refs: how many object attributes a compose case takes from images (see :func:`sample_case`).
 
     Returns:
         The cases, in the order the (weighted) groups cycle.
@@ -695,7 +701,11 @@ def make_cases(
         groups = [g for g in groups for _ in range(weights.get(f"{g[0]}/{g[1]}", 1))]
     if not groups:
         raise ValueError("tasks and categories must not be empty (and not every weight 0)")
-    return [sample_case(rng, *groups[i % len(groups)], paraphrase=paraphrase) for i in range(n)]
+    low, high = compose_refs
+    if not 1 <= low <= high <= len(OBJ_ATTRS):
+        raise ValueError(f"compose_refs wants 1 <= low <= high <= {len(OBJ_ATTRS)}, got {compose_refs}")
+    return [sample_case(rng, *groups[i % len(groups)], paraphrase=paraphrase, compose_refs=compose_refs)
+            for i in range(n)]  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------------------------------
