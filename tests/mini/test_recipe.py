@@ -117,3 +117,15 @@ def test_stage_parsing_and_the_shipped_continuation(capsys):
         recipe_main(["--work", "unused", "--stage", "100:1e-3:1,2,3"])
     assert exit_info.value.code == 2
     assert "--stage wants STEPS[:LR[:MIX[:CASES]]]" in capsys.readouterr().err
+
+
+def test_recipe_trains_a_stage_in_two_processes(tmp_path):
+    """--workers 2 runs each stage as 2 CPU processes (torch.distributed.run) and still writes a whole pipeline."""
+    out = tmp_path / "model"
+    stats = build_mini_model(tmp_path / "work", out, steps=2, n_cases=8, vae_steps=2, stages=(), workers=2)
+    assert stats["workers"] == 2 and stats["stage1_seconds"] > 0 and stats["stage1_samples_per_second"] > 0
+    run = tmp_path / "work" / "run-dreamomni2-2"
+    assert (run / "job.yaml").is_file() and (run / "final" / "model_index.json").is_file()
+    assert (out / "transformer" / "diffusion_pytorch_model.safetensors").is_file()
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        build_mini_model(tmp_path / "work", out, steps=2, n_cases=8, vae_steps=2, stages=(), workers=0)

@@ -1,3 +1,5 @@
+import json
+import math
 import os
 import signal
 import subprocess
@@ -133,9 +135,12 @@ def test_sigkill_and_resume_gives_the_same_weights(manifest, tmp_path):
 
 
 def test_two_processes_match_one_process_with_the_doubled_batch(manifest, tmp_path):
-    one = job(manifest, tmp_path / "one", steps=4, batch_size=2, cache=False)
+    # a cosine schedule with warm-up: two processes must walk it at the same pace as one (an accelerate-prepared
+    # scheduler stepped once per process, so 2 processes ran it twice as fast)
+    sched = {"steps": 6, "batch_size": 2, "cache": False, "lr_schedule": "cosine", "warmup_steps": 2, "log_every": 1}
+    one = job(manifest, tmp_path / "one", **sched)
     Trainer(load_config(base=one)).train()
-    two = job(manifest, tmp_path / "two", steps=4, batch_size=2, cache=False)
+    two = job(manifest, tmp_path / "two", **sched)
     cfg_path = tmp_path / "two.yaml"
     cfg_path.write_text(yaml.safe_dump(two))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -150,3 +155,11 @@ def test_two_processes_match_one_process_with_the_doubled_batch(manifest, tmp_pa
     norm = sum(float(a[k].pow(2).sum()) for k in a) ** 0.5
     assert norm > 0 and diff / norm < 1e-4, (diff, norm)  # equal up to the order of the gradient all-reduce
     assert max(float((a[k] - b[k]).abs().max()) for k in a) < 5e-5
+
+    def lrs(run):
+        rows = [json.loads(line) for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+        return [row["lr"] for row in rows if "lr" in row]
+
+    assert lrs("one") == pytest.approx([5e-4, 1e-3, 1e-3 * (1 + math.cos(math.pi / 4)) / 2, 5e-4,
+                                        1e-3 * (1 + math.cos(3 * math.pi / 4)) / 2, 0.0])  # fmt: skip
+    assert lrs("two") == pytest.approx(lrs("one"))

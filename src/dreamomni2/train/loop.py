@@ -135,7 +135,12 @@ class Trainer:
         opt = opt_cls(params, lr=t.lr, betas=tuple(t.adam_betas), eps=t.adam_eps, weight_decay=t.weight_decay)
         name = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}[t.lr_schedule]
         sched = get_scheduler(name, opt, num_warmup_steps=t.warmup_steps, num_training_steps=t.steps)
-        self.model, self.optimizer, self.scheduler = self.acc.prepare(self.pipe.transformer, opt, sched)
+        # The scheduler is not handed to accelerate: its wrapper steps the schedule once per *process* each step
+        # (it assumes each process's batch is a share of a larger global batch), so N processes ran an N-times
+        # faster schedule - a cosine ended at step steps/N and rose again. Here the global batch is fixed, so the
+        # schedule steps once per optimizer step, on every process alike.
+        self.model, self.optimizer = self.acc.prepare(self.pipe.transformer, opt)
+        self.scheduler = sched
         self.noise_gen = torch.Generator().manual_seed(t.seed)
 
     # data ------------------------------------------------------------------
@@ -268,7 +273,8 @@ class Trainer:
                     if acc.sync_gradients and t.max_grad_norm > 0:
                         acc.clip_grad_norm_(list(self.trainable.values()), t.max_grad_norm)
                     self.optimizer.step()
-                    self.scheduler.step()
+                    if acc.sync_gradients:  # one schedule step per optimizer step (see _build_optimizer)
+                        self.scheduler.step()
                     self.optimizer.zero_grad(set_to_none=True)
                 seen += t.batch_size
                 losses.append(acc.reduce(loss.detach(), reduction="mean").item())
