@@ -378,7 +378,7 @@ class Stage:
 
 
 #: The shipped recipe's continuation after stage 1: fresh draws mixed towards the abstract groups.
-CONTINUATION: tuple[Stage, ...] = (Stage(3000), Stage(2000))
+CONTINUATION: tuple[Stage, ...] = (Stage(3000), Stage(2000), Stage(2000))
 
 
 def _train_processes(job: dict, run_dir: Path, workers: int) -> list[float]:
