@@ -52,6 +52,10 @@ def test_recipe_builds_a_complete_pipeline(tmp_path, capsys):
     # a second run reuses every finished part (base, data, stage) and only copies the result
     again = build_mini_model(tmp_path / "work", out, steps=3, n_cases=12, vae_steps=2, lr=1e-3, stages=stages)
     assert not any(key.endswith("_seconds") and key.startswith("stage") for key in again)
+    # a finished stage trained with other settings is refused, not silently reused
+    with pytest.raises(ValueError, match="was trained with"):
+        build_mini_model(tmp_path / "work", out, steps=3, n_cases=12, vae_steps=2, lr=1e-3,
+                         stages=(Stage(2, lr=2e-4, cases=12), stages[1]))  # fmt: skip
     # a work folder whose base predates the order-aware T5 is refused, with a message (no silent reuse)
     from safetensors.torch import load_file, save_file
 
@@ -109,7 +113,11 @@ def test_stage_parsing_and_the_shipped_continuation(capsys):
     assert Stage.parse("10:1e-3:same").mix is None and Stage(10, mix=None).tag() == "same"
     assert Stage(10).tag() == "1-3-1-5" and Stage(10).mix == ABSTRACT_MIX
     assert Stage(10, mix={"edit/concrete": 2}).tag() == "2-1-1-1"  # a group not named keeps weight 1
-    assert [st.steps for st in CONTINUATION] == [3000, 2000, 2000] and all(st.mix == ABSTRACT_MIX for st in CONTINUATION)
+    assert [st.steps for st in CONTINUATION] == [3000, 2000, 2000] and all(
+        st.mix == ABSTRACT_MIX for st in CONTINUATION
+    )
+    with pytest.raises(ValueError, match="integer weights"):
+        Stage(10, mix={"edit/concrete": 1.5})
     for bad in ("", "x", "100:fast", "100:1e-3:1,2,3", "0", "100:1e-3:0,0,0,0", "1:2:3:4:5"):
         with pytest.raises(ValueError, match="--stage wants|a stage"):
             Stage.parse(bad)
@@ -127,5 +135,5 @@ def test_recipe_trains_a_stage_in_two_processes(tmp_path):
     run = tmp_path / "work" / "run-dreamomni2-2"
     assert (run / "job.yaml").is_file() and (run / "final" / "model_index.json").is_file()
     assert (out / "transformer" / "diffusion_pytorch_model.safetensors").is_file()
-    with pytest.raises(ValueError, match="workers must be >= 1"):
+    with pytest.raises(ValueError, match="workers must be >= 1 and divide the batch of 32"):
         build_mini_model(tmp_path / "work", out, steps=2, n_cases=8, vae_steps=2, stages=(), workers=0)

@@ -334,9 +334,10 @@ class Stage:
             from dreamomni2.mini.world import GROUP_NAMES
 
             full = {g: self.mix.get(g, 1) for g in GROUP_NAMES}  # a group not named keeps weight 1, as in make_cases
-            if set(self.mix) - set(GROUP_NAMES) or min(full.values()) < 0 or not any(full.values()):
+            integers = all(isinstance(w, int) and not isinstance(w, bool) for w in full.values())
+            if set(self.mix) - set(GROUP_NAMES) or not integers or min(full.values()) < 0 or not any(full.values()):
                 raise ValueError(
-                    f"a stage's mix wants weights >= 0 (not all 0) for {GROUP_NAMES}, got {dict(self.mix)}"
+                    f"a stage's mix wants integer weights >= 0 (not all 0) for {GROUP_NAMES}, got {dict(self.mix)}"
                 )
             object.__setattr__(self, "mix", full)
 
@@ -429,8 +430,8 @@ def build_mini_model(
 
     ``workers`` > 1 runs each stage as that many CPU processes (``torch.distributed.run``, gloo), the threads
     split between them: the trainer gives every process its rows of the same global batch, so the weights are
-    those of one process (to float rounding). On this 2-core machine 2 one-thread processes train about 1.3x
-    faster than one two-thread process (docs/results.md).
+    those of one process (to float rounding). On this 2-core machine 2 one-thread processes train only a little
+    faster (96-99 samples/s) than one two-thread process (90-96; docs/results.md).
     """
     import json
     import shutil
@@ -440,8 +441,8 @@ def build_mini_model(
 
     work, out = Path(work), Path(out)
     work.mkdir(parents=True, exist_ok=True)
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
+    if workers < 1 or 32 % workers:
+        raise ValueError(f"workers must be >= 1 and divide the batch of 32, got {workers}")
     stats: dict = {"steps": steps, "lr": lr, "n_cases": n_cases, "id_policy": id_policy, "seed": seed,
                    "vae_steps": vae_steps, "workers": workers,
                    "stages": [{"steps": st.steps, "lr": st.lr, "cases": st.cases,
@@ -476,7 +477,14 @@ def build_mini_model(
     start_from = base
     for k, (n_steps, stage_lr, run_dir, stage_manifest) in enumerate(plan, 1):
         final = run_dir / "final"
+        settings = {"steps": n_steps, "lr": stage_lr, "data": stage_manifest.parent.name}
+        record = run_dir / "stage.json"
+        if record.is_file() and json.loads(record.read_text()) != settings:
+            raise ValueError(f"{run_dir} was trained with {json.loads(record.read_text())}, not {settings}: "
+                             "use another --work folder (or delete that run folder)")  # fmt: skip
         if not (final / "model_index.json").is_file():
+            run_dir.mkdir(parents=True, exist_ok=True)
+            record.write_text(json.dumps(settings))
             logger.info("stage %d of %d: %d steps from %s", k, len(plan), n_steps, start_from)
             job = train_config(start_from, stage_manifest, run_dir, n_steps, id_policy, lr=stage_lr, seed=seed,
                                cache_dir=str(work / "cache"))  # fmt: skip
@@ -528,8 +536,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
                     help="trainer processes per stage (default: 2 where there are 2+ cores)")  # fmt: skip
     args = ap.parse_args(argv)
-    if args.workers < 1:
-        ap.error(f"--workers wants an integer >= 1, got {args.workers}")
+    if args.workers < 1 or 32 % args.workers:
+        ap.error(f"--workers wants an integer >= 1 that divides the batch of 32, got {args.workers}")
     stages: tuple[Stage, ...] = CONTINUATION
     if args.stage:
         try:

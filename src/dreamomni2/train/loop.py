@@ -273,7 +273,8 @@ class Trainer:
                     if acc.sync_gradients and t.max_grad_norm > 0:
                         acc.clip_grad_norm_(list(self.trainable.values()), t.max_grad_norm)
                     self.optimizer.step()
-                    if acc.sync_gradients:  # one schedule step per optimizer step (see _build_optimizer)
+                    skipped = getattr(self.optimizer, "step_was_skipped", False)  # fp16 overflow: no step
+                    if acc.sync_gradients and not skipped:  # one schedule step per optimizer step (_build_optimizer)
                         self.scheduler.step()
                     self.optimizer.zero_grad(set_to_none=True)
                 seen += t.batch_size
