@@ -16,15 +16,15 @@ from dreamomni2.mini.recipe import check_base
 from dreamomni2.mini.world import Obj, Scene
 
 # The first 8 held-out suite cases of each group (seed 1_000_003, none seen in training): suite ids 4*i + g. The
-# committed model's (v3) 400-case scores (docs/results.md) are .990 / .860 / .950 / .380 for edit-concrete /
-# edit-abstract / generate-concrete / generate-abstract; on these 32 cases it solves 8 / 8 / 8 / 2. The floors leave
+# committed model's (v4) 400-case scores (docs/results.md) are 1.000 / .920 / .960 / .890 for edit-concrete /
+# edit-abstract / generate-concrete / generate-abstract; on these 32 cases it solves 8 / 8 / 8 / 7. The floors leave
 # a case or two of slack (batching changes the float sums).
 FIRST_PER_GROUP = 8
 MIN_SUCCESS = {
     ("edit", "concrete"): 7,
     ("edit", "abstract"): 7,
     ("generate", "concrete"): 7,
-    ("generate", "abstract"): 1,
+    ("generate", "abstract"): 6,
 }
 
 

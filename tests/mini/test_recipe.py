@@ -113,7 +113,7 @@ def test_stage_parsing_and_the_shipped_continuation(capsys):
     assert Stage.parse("10:1e-3:same").mix is None and Stage(10, mix=None).tag() == "same"
     assert Stage(10).tag() == "1-3-1-5" and Stage(10).mix == ABSTRACT_MIX
     assert Stage(10, mix={"edit/concrete": 2}).tag() == "2-1-1-1"  # a group not named keeps weight 1
-    assert [st.steps for st in CONTINUATION] == [3000, 2000, 2000] and all(
+    assert [st.steps for st in CONTINUATION] == [3000, 2000, 2000, 2000] and all(
         st.mix == ABSTRACT_MIX for st in CONTINUATION
     )
     with pytest.raises(ValueError, match="integer weights"):

@@ -379,7 +379,7 @@ class Stage:
 
 
 #: The shipped recipe's continuation after stage 1: fresh draws mixed towards the abstract groups.
-CONTINUATION: tuple[Stage, ...] = (Stage(3000), Stage(2000), Stage(2000))
+CONTINUATION: tuple[Stage, ...] = (Stage(3000), Stage(2000), Stage(2000), Stage(2000))
 
 
 def _train_processes(job: dict, run_dir: Path, workers: int) -> list[float]:
@@ -410,7 +410,7 @@ def _train_processes(job: dict, run_dir: Path, workers: int) -> list[float]:
 def build_mini_model(
     work: str | Path,
     out: str | Path,
-    steps: int = 7000,
+    steps: int = 5000,
     n_cases: int = 10000,
     vae_steps: int = 1500,
     id_policy: str = "dreamomni2",
@@ -522,7 +522,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m dreamomni2.mini.recipe", description=main.__doc__)
     ap.add_argument("--work", default="runs/mini", help="scratch folder (data, base pipeline, checkpoints)")
     ap.add_argument("--out", default="src/dreamomni2/mini/model", help="where the trained pipeline goes")
-    ap.add_argument("--steps", type=int, default=7000, help="stage 1's steps")
+    ap.add_argument("--steps", type=int, default=5000, help="stage 1's steps")
     ap.add_argument("--lr", type=float, default=2e-3, help="stage 1's peak learning rate")
     ap.add_argument("--cases", type=int, default=10000, help="stage 1's cases")
     ap.add_argument("--vae-steps", type=int, default=1500)
