@@ -39,6 +39,7 @@ MINI_SIZE = 32  # pixels per side of every mini-world image
 LATENT_CHANNELS = 16
 VAE_BLOCKS = (16, 32, 32)  # 3 blocks: 32 px -> 8x8 latents -> 16 tokens per image after 2x2 packing
 TEXT_TOKENS = 32  # T5 sequence length of the mini model
+BATCH_SIZE = 32  # every training stage's global batch (split over the worker processes)
 #: CLI/pipeline defaults stored beside the model (``dreamomni2.json``): 32 px images, no snapping.
 MODEL_DEFAULTS = {"auto_resize": False, "max_area": 32 * 32, "reference_max_area": 32 * 32, "steps": 20,
                   "guidance": 3.5, "planner": "mini"}  # fmt: skip
@@ -277,7 +278,7 @@ def train_config(
     out: str | Path,
     steps: int,
     id_policy: str = "dreamomni2",
-    batch_size: int = 32,
+    batch_size: int = BATCH_SIZE,
     lr: float = 2e-3,
     seed: int = 0,
     cache_dir: str | None = None,
@@ -331,11 +332,13 @@ class Stage:
         if self.steps < 1 or self.cases < 1 or not self.lr > 0:
             raise ValueError(f"a stage wants steps >= 1, cases >= 1 and lr > 0, got {self}")
         if self.mix is not None:
-            from dreamomni2.mini.world import GROUP_NAMES
+            from dreamomni2.mini.world import GROUP_NAMES, group_weights
 
-            full = {g: self.mix.get(g, 1) for g in GROUP_NAMES}  # a group not named keeps weight 1, as in make_cases
-            integers = all(isinstance(w, int) and not isinstance(w, bool) for w in full.values())
-            if set(self.mix) - set(GROUP_NAMES) or not integers or min(full.values()) < 0 or not any(full.values()):
+            try:
+                full = group_weights(self.mix)  # a group not named keeps weight 1, as in make_cases
+            except ValueError:
+                full = {}
+            if not any(full.values()):
                 raise ValueError(
                     f"a stage's mix wants integer weights >= 0 (not all 0) for {GROUP_NAMES}, got {dict(self.mix)}"
                 )
@@ -441,8 +444,8 @@ def build_mini_model(
 
     work, out = Path(work), Path(out)
     work.mkdir(parents=True, exist_ok=True)
-    if workers < 1 or 32 % workers:
-        raise ValueError(f"workers must be >= 1 and divide the batch of 32, got {workers}")
+    if workers < 1 or BATCH_SIZE % workers:
+        raise ValueError(f"workers must be >= 1 and divide the batch of {BATCH_SIZE}, got {workers}")
     stats: dict = {"steps": steps, "lr": lr, "n_cases": n_cases, "id_policy": id_policy, "seed": seed,
                    "vae_steps": vae_steps, "workers": workers,
                    "stages": [{"steps": st.steps, "lr": st.lr, "cases": st.cases,
@@ -536,8 +539,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),
                     help="trainer processes per stage (default: 2 where there are 2+ cores)")  # fmt: skip
     args = ap.parse_args(argv)
-    if args.workers < 1 or 32 % args.workers:
-        ap.error(f"--workers wants an integer >= 1 that divides the batch of 32, got {args.workers}")
+    if args.workers < 1 or BATCH_SIZE % args.workers:
+        ap.error(f"--workers wants an integer >= 1 that divides the batch of {BATCH_SIZE}, got {args.workers}")
     stages: tuple[Stage, ...] = CONTINUATION
     if args.stage:
         try:

@@ -625,6 +625,7 @@ def sample_case(
     """
     if (task, category) not in KINDS:
         raise ValueError(f"unknown task/category {task!r}/{category!r}")
+    _check_compose_refs(compose_refs)
     kind = kind or rng.choice(KINDS[(task, category)])
     if kind not in KINDS[(task, category)]:
         raise ValueError(f"kind {kind!r} is not one of {KINDS[(task, category)]} for {task}/{category}")
@@ -664,6 +665,27 @@ def sample_case(
     return case
 
 
+def group_weights(weights: Mapping[str, int], names: Sequence[str] = GROUP_NAMES) -> dict[str, int]:
+    """Check a group mix and complete it: every name in ``names`` gets its weight (1 when not named).
+
+    Raises:
+        ValueError: a name outside ``names``, or a weight that is not an integer >= 0.
+    """
+    unknown = sorted(set(weights) - set(names))
+    if unknown:
+        raise ValueError(f"unknown group(s) in weights: {unknown}; expected some of {sorted(names)}")
+    bad = {k: w for k, w in weights.items() if not isinstance(w, int) or isinstance(w, bool) or w < 0}
+    if bad:
+        raise ValueError(f"weights must be integers >= 0, got {bad}")
+    return {name: weights.get(name, 1) for name in names}
+
+
+def _check_compose_refs(compose_refs: tuple[int, int]) -> None:
+    low, high = compose_refs
+    if not 1 <= low <= high <= len(OBJ_ATTRS):
+        raise ValueError(f"compose_refs wants 1 <= low <= high <= {len(OBJ_ATTRS)}, got {compose_refs}")
+
+
 def make_cases(
     seed: int,
     n: int,
@@ -691,19 +713,10 @@ def make_cases(
     rng = random.Random(seed)
     groups = [(t, c) for t in tasks for c in categories]
     if weights is not None:
-        names = {f"{t}/{c}" for t, c in groups}
-        unknown = sorted(set(weights) - names)
-        if unknown:
-            raise ValueError(f"unknown group(s) in weights: {unknown}; expected some of {sorted(names)}")
-        bad = {k: w for k, w in weights.items() if not isinstance(w, int) or w < 0}
-        if bad:
-            raise ValueError(f"weights must be integers >= 0, got {bad}")
-        groups = [g for g in groups for _ in range(weights.get(f"{g[0]}/{g[1]}", 1))]
+        full = group_weights(weights, [f"{t}/{c}" for t, c in groups])
+        groups = [g for g in groups for _ in range(full[f"{g[0]}/{g[1]}"])]
     if not groups:
         raise ValueError("tasks and categories must not be empty (and not every weight 0)")
-    low, high = compose_refs
-    if not 1 <= low <= high <= len(OBJ_ATTRS):
-        raise ValueError(f"compose_refs wants 1 <= low <= high <= {len(OBJ_ATTRS)}, got {compose_refs}")
     return [sample_case(rng, *groups[i % len(groups)], paraphrase=paraphrase, compose_refs=compose_refs)
             for i in range(n)]  # fmt: skip
 
