@@ -14,28 +14,25 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
 import PIL.Image
 import torch
 from diffusers.pipelines.flux.pipeline_flux_kontext import (
     FluxKontextPipeline,
-    calculate_shift,
     retrieve_latents,
     retrieve_timesteps,
 )
 from diffusers.pipelines.flux.pipeline_output import FluxPipelineOutput
-from diffusers.utils.torch_utils import randn_tensor
 
+from dreamomni2.flow import packed_noise, predict_velocity, schedule_mu, schedule_sigmas, sigma_from_timestep
 from dreamomni2.ids import get_policy, target_ids
-from dreamomni2.packing import ReferenceTokens, pack_latents, pack_references, packed_size, unpack_latents
+from dreamomni2.packing import ReferenceTokens, pack_references, packed_size, unpack_latents
 from dreamomni2.resize import reference_size, resize_image, target_size
+from dreamomni2.tasks import MAX_IMAGES, TASKS, normalize_task
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["TASKS", "DreamOmni2Pipeline", "ReferenceTokens"]
 
-TASKS = ("edit", "generate")
-_TASK_ALIASES = {"edit": "edit", "editing": "edit", "generate": "generate", "generation": "generate"}
 
 
 class DreamOmni2Pipeline(FluxKontextPipeline):
@@ -46,7 +43,7 @@ class DreamOmni2Pipeline(FluxKontextPipeline):
     """
 
     #: Most reference images a call accepts (the release's benchmark uses up to 5).
-    max_images: int = 5
+    max_images: int = MAX_IMAGES
 
     @property
     def default_max_sequence_length(self) -> int:
@@ -64,9 +61,7 @@ class DreamOmni2Pipeline(FluxKontextPipeline):
     ) -> str | None:
         """Validate the DreamOmni2-specific arguments; returns the canonical task name."""
         if task is not None:
-            if task not in _TASK_ALIASES:
-                raise ValueError(f"Unknown task {task!r}; use 'edit' or 'generate'.")
-            task = _TASK_ALIASES[task]
+            task = normalize_task(task)
         n = len(images) if images is not None else 0
         if task == "edit" and n == 0:
             raise ValueError("task='edit' needs at least one image: the image to edit comes first.")
@@ -180,10 +175,7 @@ class DreamOmni2Pipeline(FluxKontextPipeline):
             raise ValueError(f"Got {len(generator)} generators for an effective batch of {batch_size}.")
         lh, lw = 2 * (height // (self.vae_scale_factor * 2)), 2 * (width // (self.vae_scale_factor * 2))
         if latents is None:
-            noise = randn_tensor(
-                (batch_size, self.latent_channels, lh, lw), generator=generator, device=device, dtype=dtype
-            )
-            latents = pack_latents(noise)
+            latents = packed_noise(batch_size, self.latent_channels, (lh, lw), generator, device, dtype)
         else:
             if latents.shape[0] != batch_size:
                 raise ValueError(f"latents has batch {latents.shape[0]}, expected {batch_size}.")
@@ -195,15 +187,8 @@ class DreamOmni2Pipeline(FluxKontextPipeline):
         self, num_inference_steps: int, sigmas: Sequence[float] | None, image_seq_len: int, device: torch.device
     ) -> torch.Tensor:
         """The release's schedule: linear sigmas 1 -> 1/N, shifted by the target's sequence length."""
-        sigmas = np.linspace(1.0, 1 / num_inference_steps, num_inference_steps) if sigmas is None else sigmas
-        cfg = self.scheduler.config
-        mu = calculate_shift(
-            image_seq_len,
-            cfg.get("base_image_seq_len", 256),
-            cfg.get("max_image_seq_len", 4096),
-            cfg.get("base_shift", 0.5),
-            cfg.get("max_shift", 1.15),
-        )
+        sigmas = schedule_sigmas(num_inference_steps) if sigmas is None else sigmas
+        mu = schedule_mu(image_seq_len, self.scheduler.config)
         timesteps, _ = retrieve_timesteps(self.scheduler, num_inference_steps, device, sigmas=sigmas, mu=mu)
         return timesteps
 
@@ -217,26 +202,20 @@ class DreamOmni2Pipeline(FluxKontextPipeline):
         cond: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
         img_ids: torch.Tensor,
     ) -> torch.Tensor:
+        """The velocity at scheduler timestep ``t`` (``1000 sigma``): :func:`dreamomni2.flow.predict_velocity`."""
         prompt_embeds, pooled, text_ids = cond
-        reps = prompt_embeds.shape[0] // latents.shape[0]
-        x = latents.repeat(reps, 1, 1) if reps > 1 else latents
-        if refs is not None:
-            ref_tokens = refs.tokens.repeat(reps, 1, 1) if reps > 1 else refs.tokens
-            x = torch.cat([x, ref_tokens], dim=1)
-        timestep = t.expand(x.shape[0]).to(latents.dtype)
-        g = guidance.expand(x.shape[0]) if guidance is not None else None
-        out = self.transformer(
-            hidden_states=x,
-            timestep=timestep / 1000,
-            guidance=g,
-            pooled_projections=pooled,
-            encoder_hidden_states=prompt_embeds,
-            txt_ids=text_ids,
-            img_ids=img_ids,
-            joint_attention_kwargs=self.joint_attention_kwargs,
-            return_dict=False,
-        )[0]
-        return out[:, : latents.shape[1]]
+        return predict_velocity(
+            self.transformer,
+            latents,
+            None if refs is None else refs.tokens,
+            img_ids,
+            prompt_embeds,
+            pooled,
+            sigma=sigma_from_timestep(t, 1, latents.dtype),
+            guidance=guidance,
+            text_ids=text_ids,
+            joint_attention_kwargs=getattr(self, "_joint_attention_kwargs", None),
+        )
 
     def denoise(
         self,
@@ -291,148 +270,153 @@ class DreamOmni2Pipeline(FluxKontextPipeline):
         return self.image_processor.postprocess(image, output_type=output_type)
 
     # ------------------------------------------------------------------ call
-    @torch.no_grad()
-    def __call__(
+    # ------------------------------------------------------------------ call stages
+    def prepare_call_images(
         self,
-        images: Sequence[Any] | Any | None = None,
-        prompt: str | list[str] | None = None,
-        prompt_2: str | list[str] | None = None,
-        negative_prompt: str | list[str] | None = None,
-        negative_prompt_2: str | list[str] | None = None,
-        true_cfg_scale: float = 1.0,
-        height: int | None = None,
-        width: int | None = None,
-        num_inference_steps: int = 28,
-        sigmas: list[float] | None = None,
-        guidance_scale: float = 3.5,
-        num_images_per_prompt: int = 1,
-        generator: torch.Generator | list[torch.Generator] | None = None,
-        latents: torch.Tensor | None = None,
-        prompt_embeds: torch.Tensor | None = None,
-        pooled_prompt_embeds: torch.Tensor | None = None,
-        negative_prompt_embeds: torch.Tensor | None = None,
-        negative_pooled_prompt_embeds: torch.Tensor | None = None,
-        output_type: str = "pil",
-        return_dict: bool = True,
-        joint_attention_kwargs: dict[str, Any] | None = None,
-        callback_on_step_end: Callable | None = None,
-        callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
-        max_sequence_length: int | None = None,
-        max_area: int = 1024**2,
-        _auto_resize: bool = True,
-        task: str | None = None,
-        id_policy: str = "dreamomni2",
-        max_images: int | None = None,
-        reference_max_area: int | None = None,
-    ) -> FluxPipelineOutput | tuple:
-        r"""Edit or generate an image from a prompt and 0-5 images.
-
-        Arguments mean what they mean in the release's ``DreamOmni2Pipeline`` (and diffusers'
-        ``FluxKontextPipeline``), plus:
-
-        Args:
-            images: list of PIL images, arrays, tensors or latents; for ``edit`` the image to edit first.
-            task: ``"edit"`` (output size defaults to the first image's prepared size), ``"generate"``
-                (``height``/``width``, 1024^2 by default) or ``None`` (exactly the release's behaviour).
-            id_policy: reference RoPE id scheme, see :mod:`dreamomni2.ids` (default the release's).
-            max_images: most images accepted (default :attr:`max_images`, 5).
-            reference_max_area: optional pixel cap on each input image after snapping (small-memory runs).
-            max_sequence_length: T5 tokens; default ``min(512, tokenizer_2.model_max_length)`` (512 for the
-                real T5, as in the release; smaller for small models).
-
-        Returns:
-            ``FluxPipelineOutput(images=...)`` or ``(images,)``.
-        """
+        images: Sequence[Any] | Any | None,
+        task: str | None,
+        num_inference_steps: int,
+        max_images: int | None,
+        id_policy: str,
+        auto_resize: bool,
+        reference_max_area: int | None,
+    ) -> tuple[list[Any], str | None, tuple[int, int] | None]:
+        """Check the call's image arguments and prepare every image: ``(prepared, task, first image (w, h))``."""
         if images is not None and not isinstance(images, (list, tuple)):
             images = [images]
         images = list(images) if images else []
         task = self.check_reference_inputs(images, task, num_inference_steps, max_images or self.max_images)
         get_policy(id_policy)  # unsupported policy -> ValueError before any work
-        prepared = self.prepare_images(images, auto_resize=_auto_resize, max_area=reference_max_area)
+        prepared = self.prepare_images(images, auto_resize=auto_resize, max_area=reference_max_area)
         first_size = None
         if prepared and not self._is_latent(prepared[0]):
             first_size = (prepared[0].shape[3], prepared[0].shape[2])
-        height, width = self.resolve_output_size(height, width, task, first_size, max_area)
+        return prepared, task, first_size
 
-        if max_sequence_length is None:
-            max_sequence_length = self.default_max_sequence_length
-        self.check_inputs(
-            prompt,
-            prompt_2,
-            height,
-            width,
-            negative_prompt=negative_prompt,
-            negative_prompt_2=negative_prompt_2,
-            prompt_embeds=prompt_embeds,
-            negative_prompt_embeds=negative_prompt_embeds,
-            pooled_prompt_embeds=pooled_prompt_embeds,
-            negative_pooled_prompt_embeds=negative_pooled_prompt_embeds,
-            callback_on_step_end_tensor_inputs=list(callback_on_step_end_tensor_inputs),
-            max_sequence_length=max_sequence_length,
-        )
-        if num_images_per_prompt < 1:
-            raise ValueError(f"num_images_per_prompt must be >= 1, got {num_images_per_prompt}.")
-        self._guidance_scale = guidance_scale
-        self._joint_attention_kwargs = joint_attention_kwargs or {}
-        self._current_timestep = None
-        self._interrupt = False
+    def encode_call_prompts(
+        self,
+        prompts: dict[str, Any],
+        true_cfg_scale: float,
+        device: torch.device,
+        num_images_per_prompt: int,
+        max_sequence_length: int,
+    ) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...] | None]:
+        """Encode the prompt, and the negative prompt when true CFG is on: ``(cond, uncond or None)``.
 
-        device = self._execution_device
-        lora_scale = self._joint_attention_kwargs.get("scale")
+        ``prompts`` holds ``prompt``, ``prompt_2``, ``prompt_embeds``, ``pooled_prompt_embeds`` and their
+        ``negative_`` counterparts, as the pipeline call received them.
+        """
+        p = prompts
         do_true_cfg = true_cfg_scale > 1 and (
-            negative_prompt is not None
-            or (negative_prompt_embeds is not None and negative_pooled_prompt_embeds is not None)
+            p["negative_prompt"] is not None
+            or (p["negative_prompt_embeds"] is not None and p["negative_pooled_prompt_embeds"] is not None)
         )
         enc = dict(
             device=device,
             num_images_per_prompt=num_images_per_prompt,
             max_sequence_length=max_sequence_length,
-            lora_scale=lora_scale,
+            lora_scale=self._joint_attention_kwargs.get("scale"),
         )
-        cond = self.encode_prompt(
-            prompt=prompt,
-            prompt_2=prompt_2,
-            prompt_embeds=prompt_embeds,
-            pooled_prompt_embeds=pooled_prompt_embeds,
-            **enc,
-        )
-        uncond = None
-        if do_true_cfg:
-            uncond = self.encode_prompt(
-                prompt=negative_prompt,
-                prompt_2=negative_prompt_2,
-                prompt_embeds=negative_prompt_embeds,
-                pooled_prompt_embeds=negative_pooled_prompt_embeds,
-                **enc,
-            )
-        batch_size, dtype = cond[0].shape[0], cond[0].dtype
-        if uncond is not None and uncond[0].shape[0] != batch_size:
-            raise ValueError(f"negative prompt batch {uncond[0].shape[0]} != prompt batch {batch_size}.")
+        cond = self.encode_prompt(prompt=p["prompt"], prompt_2=p["prompt_2"], prompt_embeds=p["prompt_embeds"],
+                                  pooled_prompt_embeds=p["pooled_prompt_embeds"], **enc)  # fmt: skip
+        if not do_true_cfg:
+            return cond, None
+        uncond = self.encode_prompt(prompt=p["negative_prompt"], prompt_2=p["negative_prompt_2"],
+                                    prompt_embeds=p["negative_prompt_embeds"],
+                                    pooled_prompt_embeds=p["negative_pooled_prompt_embeds"], **enc)  # fmt: skip
+        if uncond[0].shape[0] != cond[0].shape[0]:
+            raise ValueError(f"negative prompt batch {uncond[0].shape[0]} != prompt batch {cond[0].shape[0]}.")
+        return cond, uncond
 
+    def _check_call(self, prompts: dict[str, Any], height: int, width: int, tensor_inputs, max_len: int, n: int):
+        """diffusers' prompt/size checks, plus ``num_images_per_prompt >= 1``."""
+        self.check_inputs(
+            prompts["prompt"], prompts["prompt_2"], height, width,
+            negative_prompt=prompts["negative_prompt"], negative_prompt_2=prompts["negative_prompt_2"],
+            prompt_embeds=prompts["prompt_embeds"], negative_prompt_embeds=prompts["negative_prompt_embeds"],
+            pooled_prompt_embeds=prompts["pooled_prompt_embeds"],
+            negative_pooled_prompt_embeds=prompts["negative_pooled_prompt_embeds"],
+            callback_on_step_end_tensor_inputs=list(tensor_inputs), max_sequence_length=max_len,
+        )  # fmt: skip
+        if n < 1:
+            raise ValueError(f"num_images_per_prompt must be >= 1, got {n}.")
+
+    def prepare_sequence(
+        self,
+        prepared: Sequence[torch.Tensor],
+        batch_size: int,
+        size: tuple[int, int],
+        dtype: torch.dtype,
+        generator: torch.Generator | list[torch.Generator] | None,
+        latents: torch.Tensor | None,
+        id_policy: str,
+    ) -> tuple[torch.Tensor, ReferenceTokens | None, torch.Tensor, tuple[int, int]]:
+        """Encode the references, draw the target noise: ``(latents, refs, img_ids, latent size)``.
+
+        ``size`` is the output ``(height, width)``; ``img_ids`` is the target's ids then the references'.
+        """
+        device = self._execution_device
         image_latents = self.encode_images(prepared, device, dtype)
-        latents, ids, latent_size = self.prepare_target(batch_size, height, width, dtype, device, generator, latents)
+        latents, ids, latent_size = self.prepare_target(batch_size, *size, dtype, device, generator, latents)
         refs = self.prepare_reference_tokens(image_latents, batch_size, id_policy, packed_size(*latent_size))
         img_ids = ids if refs is None else torch.cat([ids, refs.ids], dim=0)
+        return latents, refs, img_ids, latent_size
 
+    @torch.no_grad()
+    def __call__(
+        self,
+        images: Sequence[Any] | Any | None = None,
+        prompt: str | list[str] | None = None, prompt_2: str | list[str] | None = None,
+        negative_prompt: str | list[str] | None = None, negative_prompt_2: str | list[str] | None = None,
+        true_cfg_scale: float = 1.0, height: int | None = None, width: int | None = None,
+        num_inference_steps: int = 28, sigmas: list[float] | None = None, guidance_scale: float = 3.5,
+        num_images_per_prompt: int = 1, generator: torch.Generator | list[torch.Generator] | None = None,
+        latents: torch.Tensor | None = None,
+        prompt_embeds: torch.Tensor | None = None, pooled_prompt_embeds: torch.Tensor | None = None,
+        negative_prompt_embeds: torch.Tensor | None = None, negative_pooled_prompt_embeds: torch.Tensor | None = None,
+        output_type: str = "pil", return_dict: bool = True, joint_attention_kwargs: dict[str, Any] | None = None,
+        callback_on_step_end: Callable | None = None, callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
+        max_sequence_length: int | None = None, max_area: int = 1024**2, _auto_resize: bool = True,
+        task: str | None = None, id_policy: str = "dreamomni2", max_images: int | None = None,
+        reference_max_area: int | None = None,
+    ) -> FluxPipelineOutput | tuple:  # fmt: skip
+        r"""Edit or generate an image from a prompt and 0-5 images.
+
+        Arguments mean what they mean in the release's ``DreamOmni2Pipeline`` (and diffusers'
+        ``FluxKontextPipeline``), plus: ``task`` (``"edit"``: output size defaults to the first image's prepared
+        size; ``"generate"``: ``height``/``width``, 1024^2 by default; ``None``: exactly the release's behaviour),
+        ``id_policy`` (reference RoPE ids, :mod:`dreamomni2.ids`), ``max_images`` (default 5),
+        ``reference_max_area`` (pixel cap on each input after snapping) and ``max_sequence_length`` (default
+        ``min(512, tokenizer_2.model_max_length)``). ``images``: PIL images, arrays, tensors or latents, the image
+        to edit first. Returns ``FluxPipelineOutput(images=...)`` or ``(images,)``.
+        """
+        prompts = dict(prompt=prompt, prompt_2=prompt_2, negative_prompt=negative_prompt,
+                       negative_prompt_2=negative_prompt_2, prompt_embeds=prompt_embeds,
+                       pooled_prompt_embeds=pooled_prompt_embeds, negative_prompt_embeds=negative_prompt_embeds,
+                       negative_pooled_prompt_embeds=negative_pooled_prompt_embeds)  # fmt: skip
+        prepared, task, first_size = self.prepare_call_images(
+            images, task, num_inference_steps, max_images, id_policy, _auto_resize, reference_max_area
+        )
+        height, width = self.resolve_output_size(height, width, task, first_size, max_area)
+        if max_sequence_length is None:
+            max_sequence_length = self.default_max_sequence_length
+        self._check_call(prompts, height, width, callback_on_step_end_tensor_inputs, max_sequence_length,
+                         num_images_per_prompt)  # fmt: skip
+        self._guidance_scale, self._joint_attention_kwargs = guidance_scale, joint_attention_kwargs or {}
+        self._current_timestep, self._interrupt = None, False
+        device = self._execution_device
+        cond, uncond = self.encode_call_prompts(prompts, true_cfg_scale, device, num_images_per_prompt,
+                                                max_sequence_length)  # fmt: skip
+        latents, refs, img_ids, latent_size = self.prepare_sequence(
+            prepared, cond[0].shape[0], (height, width), cond[0].dtype, generator, latents, id_policy
+        )
         timesteps = self.prepare_timesteps(num_inference_steps, sigmas, latents.shape[1], device)
         self._num_timesteps = len(timesteps)
         guidance = None
         if self.transformer.config.guidance_embeds:
             guidance = torch.full([1], guidance_scale, device=device, dtype=torch.float32)
-        latents = self.denoise(
-            latents,
-            refs,
-            img_ids,
-            timesteps,
-            guidance,
-            cond,
-            uncond,
-            true_cfg_scale,
-            callback_on_step_end,
-            callback_on_step_end_tensor_inputs,
-        )
+        latents = self.denoise(latents, refs, img_ids, timesteps, guidance, cond, uncond, true_cfg_scale,
+                               callback_on_step_end, callback_on_step_end_tensor_inputs)  # fmt: skip
         image = self.decode(latents, latent_size, output_type)
         self.maybe_free_model_hooks()
-        if not return_dict:
-            return (image,)
-        return FluxPipelineOutput(images=image)
+        return FluxPipelineOutput(images=image) if return_dict else (image,)

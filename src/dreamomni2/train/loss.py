@@ -3,8 +3,8 @@ r"""Rectified-flow (flow-matching) training loss for FLUX-style transformers.
 With target latents :math:`x_0`, noise :math:`\epsilon` and :math:`\sigma \in (0, 1)`:
 :math:`x_\sigma = (1 - \sigma) x_0 + \sigma \epsilon`; the transformer predicts the velocity
 :math:`v = \epsilon - x_0` (what ``FlowMatchEulerDiscreteScheduler`` integrates at inference,
-where the pipeline passes ``timestep / 1000 = sigma``). Reference tokens and ids come from
-:func:`dreamomni2.packing.pack_references`, exactly as in the pipeline.
+where the pipeline passes ``timestep / 1000 = sigma``). The model call is
+:func:`dreamomni2.flow.predict_velocity`, the one the pipeline's denoising step makes.
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from dreamomni2.flow import noisy_latents, predict_velocity, velocity_target
 from dreamomni2.ids import target_ids
 from dreamomni2.packing import pack_latents, pack_references, packed_size
 
-__all__ = ["flow_matching_loss", "sample_sigmas"]
+__all__ = ["flow_matching_loss", "sample_sigmas", "training_prediction"]
 
 
 def sample_sigmas(
@@ -40,7 +41,7 @@ def sample_sigmas(
     raise ValueError(f"unknown timestep sampling {method!r}; use uniform, logit_normal or shifted")
 
 
-def flow_matching_loss(
+def training_prediction(
     transformer: torch.nn.Module,
     target_latents: torch.Tensor,
     reference_latents: Sequence[torch.Tensor],
@@ -50,8 +51,12 @@ def flow_matching_loss(
     sigmas: torch.Tensor,
     guidance: float | None,
     id_policy: str = "dreamomni2",
-) -> torch.Tensor:
-    """Mean squared velocity error over the target tokens.
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The transformer's velocity prediction on noised targets, and the velocity it should predict.
+
+    Packs the targets, noises them to ``sigmas`` (:func:`dreamomni2.flow.noisy_latents`), packs the references with
+    the pipeline's ids and calls :func:`dreamomni2.flow.predict_velocity` -- the same call the pipeline's
+    denoising step makes (tested: ``tests/test_flow.py``).
 
     Args:
         transformer: a ``FluxTransformer2DModel`` (possibly wrapped by DDP / peft).
@@ -64,29 +69,47 @@ def flow_matching_loss(
         id_policy: reference id policy (must match inference).
 
     Returns:
-        scalar loss (float32).
+        ``(prediction, target)``, both ``[B, H*W/4, 4C]``.
     """
     b = target_latents.shape[0]
     x0 = pack_latents(target_latents)  # [B, N, 4C]
-    s = sigmas.to(x0.dtype).view(b, 1, 1)
-    x_t = (1 - s) * x0 + s * noise.to(x0.dtype)
+    x_t = noisy_latents(x0, noise, sigmas)
     tgt_packed = packed_size(*target_latents.shape[2:])
     refs = pack_references(list(reference_latents), b, id_policy, tgt_packed)
     ids = target_ids(*tgt_packed).to(x0.device)
-    hidden = x_t
     if refs is not None:
-        hidden = torch.cat([x_t, refs.tokens], dim=1)  # [B, N + N_ref, 4C]
         ids = torch.cat([ids, refs.ids], dim=0)
-    text_ids = torch.zeros(prompt_embeds.shape[1], 3, device=x0.device)
-    g = None if guidance is None else torch.full((b,), float(guidance), device=x0.device)
-    pred = transformer(
-        hidden_states=hidden,
-        timestep=sigmas.to(x0.device, x0.dtype),
-        guidance=g,
-        pooled_projections=pooled_prompt_embeds,
-        encoder_hidden_states=prompt_embeds,
-        txt_ids=text_ids,
-        img_ids=ids,
-        return_dict=False,
-    )[0][:, : x0.shape[1]]
-    return F.mse_loss(pred.float(), (noise.to(x0.device) - x0).float())
+    pred = predict_velocity(
+        transformer,
+        x_t,
+        None if refs is None else refs.tokens,
+        ids,
+        prompt_embeds,
+        pooled_prompt_embeds,
+        sigma=sigmas.to(x0.device, x0.dtype),
+        guidance=None if guidance is None else torch.full((b,), float(guidance), device=x0.device),
+    )
+    return pred, velocity_target(x0, noise)
+
+
+def flow_matching_loss(
+    transformer: torch.nn.Module,
+    target_latents: torch.Tensor,
+    reference_latents: Sequence[torch.Tensor],
+    prompt_embeds: torch.Tensor,
+    pooled_prompt_embeds: torch.Tensor,
+    noise: torch.Tensor,
+    sigmas: torch.Tensor,
+    guidance: float | None,
+    id_policy: str = "dreamomni2",
+) -> torch.Tensor:
+    """Mean squared velocity error over the target tokens (arguments as :func:`training_prediction`).
+
+    Returns:
+        scalar loss (float32).
+    """
+    pred, target = training_prediction(
+        transformer, target_latents, reference_latents, prompt_embeds, pooled_prompt_embeds, noise, sigmas,
+        guidance, id_policy,
+    )  # fmt: skip
+    return F.mse_loss(pred.float(), target.float())
