@@ -372,13 +372,34 @@ def estimate_phase_memory(
     layer = {c: 2 * LARGEST_LAYER_PARAMS[c] * bytes_per_param for c in COMPONENTS}  # x2: the prefetched next one
     if not planner:
         weights["vlm"] = layer["vlm"] = 0.0
+    act = _phase_activation_bytes(plan, num_refs, target_pixels, ref_pixels, text_tokens, planner, batch)
+    out = {}
+    for phase in PHASES:
+        out[phase] = (_resident_weight_bytes(plan, phase, weights, layer) + act[phase]) / _GIB + overhead_gib
+    return out
+
+
+def _phase_activation_bytes(
+    plan: MemoryPlan,
+    num_refs: int,
+    target_pixels: int,
+    ref_pixels: int,
+    text_tokens: int,
+    planner: bool,
+    batch: int,
+) -> dict[str, float]:
+    """Live activation bytes of each phase (see :func:`estimate_phase_memory` for the model of each term).
+
+    Returns:
+        ``{phase: bytes}`` for :data:`PHASES`.
+    """
     act_b = 2.0  # activations in bf16
     flux_tokens = _tokens(target_pixels, 16) + num_refs * _tokens(ref_pixels, 16) + text_tokens
     vlm_tokens = num_refs * _tokens(ref_pixels, 28) + 128
     vit_patches = num_refs * _tokens(ref_pixels, 14)
     vae_enc_px = min(ref_pixels, _VAE_TILE_PIXELS) if plan.vae_tiling else ref_pixels
     vae_dec_px = min(target_pixels, _VAE_TILE_PIXELS) if plan.vae_tiling else target_pixels
-    act = {
+    return {
         "plan": (
             max(vit_patches * _VIT_HIDDEN, vlm_tokens * _VLM_HIDDEN) * _ACT_FACTOR * act_b
             + vlm_tokens * 28 * 2 * 512 * act_b  # KV cache: 28 layers x (k, v) x 4 heads x 128
@@ -392,17 +413,23 @@ def estimate_phase_memory(
         "denoise": batch * flux_tokens * _FLUX_HIDDEN * _ACT_FACTOR * act_b,
         "decode": vae_dec_px * _VAE_BYTES_PER_PIXEL,
     }
-    out = {}
-    for phase in PHASES:
-        row = plan.placement[phase]
-        if mode == "low" and phase == "encode":
-            # One text encoder at a time (the previous one is offloaded when the next runs); the VAE joins T5.
-            resident = max(weights["text_encoder"], weights["text_encoder_2"]) + weights["vae"]
-        else:
-            resident = sum(weights[c] for c in COMPONENTS if row[c] == plan.accelerator)
-            resident += max((layer[c] for c in COMPONENTS if row[c] == STREAMED), default=0.0)
-        out[phase] = (resident + act[phase]) / _GIB + overhead_gib
-    return out
+
+
+def _resident_weight_bytes(plan: MemoryPlan, phase: str, weights: dict[str, float], layer: dict[str, float]) -> float:
+    """Weight bytes on the accelerator during ``phase``: resident models plus the largest streamed layer pair.
+
+    Args:
+        plan: the mode's :class:`MemoryPlan` (for ``"cuda"``).
+        phase: one of :data:`PHASES`.
+        weights: bytes of each component's weights (0 for an absent planner).
+        layer: bytes of each component's two largest layers (what group offload holds at once).
+    """
+    row = plan.placement[phase]
+    if plan.mode == "low" and phase == "encode":
+        # One text encoder at a time (the previous one is offloaded when the next runs); the VAE joins T5.
+        return max(weights["text_encoder"], weights["text_encoder_2"]) + weights["vae"]
+    resident = sum(weights[c] for c in COMPONENTS if row[c] == plan.accelerator)
+    return resident + max((layer[c] for c in COMPONENTS if row[c] == STREAMED), default=0.0)
 
 
 def estimate_peak_memory(mode: str, num_refs: int = 1, **kwargs: Any) -> float:

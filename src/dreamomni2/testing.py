@@ -57,6 +57,105 @@ def tiny_t5_tokenizer(model_max_length: int = 512):
     return T5Tokenizer(vocab=pieces, extra_ids=0, model_max_length=model_max_length)
 
 
+def _tiny_transformer(
+    latent_channels: int, num_layers: int, num_single_layers: int, num_attention_heads: int, attention_head_dim: int
+):
+    """A tiny ``FluxTransformer2DModel`` (guidance embedding on, text width 32, RoPE axes from the head size)."""
+    from diffusers import FluxTransformer2DModel
+
+    rope_dims = attention_head_dim // 4
+    axes = [rope_dims, rope_dims, attention_head_dim - 2 * rope_dims]
+    return FluxTransformer2DModel(
+        patch_size=1,
+        in_channels=latent_channels * 4,
+        num_layers=num_layers,
+        num_single_layers=num_single_layers,
+        attention_head_dim=attention_head_dim,
+        num_attention_heads=num_attention_heads,
+        joint_attention_dim=32,
+        pooled_projection_dim=32,
+        guidance_embeds=True,
+        axes_dims_rope=axes,
+    )
+
+
+def _tiny_clip(clip_tok):
+    """A tiny CLIP text encoder (width 32, 2 layers) matching ``clip_tok``'s vocabulary and special ids."""
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    return CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(clip_tok),
+            hidden_size=32,
+            intermediate_size=37,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=77,
+            projection_dim=32,
+            bos_token_id=clip_tok.bos_token_id,
+            eos_token_id=clip_tok.eos_token_id,
+            pad_token_id=clip_tok.pad_token_id,
+            hidden_act="gelu",
+        )
+    )
+
+
+def _tiny_t5(t5_tok):
+    """A tiny T5 encoder (width 32, 2 layers) matching ``t5_tok``'s vocabulary."""
+    from transformers import T5Config, T5EncoderModel
+
+    return T5EncoderModel(
+        T5Config(
+            vocab_size=len(t5_tok),
+            d_model=32,
+            d_ff=37,
+            d_kv=8,
+            num_layers=2,
+            num_heads=4,
+            relative_attention_num_buckets=8,
+            pad_token_id=0,
+            eos_token_id=1,
+            decoder_start_token_id=0,
+        )
+    )
+
+
+def _tiny_vae(vae_scale_factor: int, latent_channels: int):
+    """A tiny ``AutoencoderKL`` with ``log2(vae_scale_factor) + 1`` blocks (FLUX's shift and scaling factors)."""
+    from diffusers import AutoencoderKL
+
+    n_blocks = int(math.log2(vae_scale_factor)) + 1
+    return AutoencoderKL(
+        sample_size=32,
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * n_blocks,
+        up_block_types=("UpDecoderBlock2D",) * n_blocks,
+        block_out_channels=(8,) * n_blocks,
+        layers_per_block=1,
+        latent_channels=latent_channels,
+        norm_num_groups=4,
+        use_quant_conv=False,
+        use_post_quant_conv=False,
+        shift_factor=0.0609,
+        scaling_factor=1.5035,
+    )
+
+
+def _flux_scheduler():
+    """FLUX.1-Kontext's flow-matching Euler scheduler (dynamic shifting, as in the release's config)."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    return FlowMatchEulerDiscreteScheduler(
+        shift=3.0,
+        use_dynamic_shifting=True,
+        base_shift=0.5,
+        max_shift=1.15,
+        base_image_seq_len=256,
+        max_image_seq_len=4096,
+    )
+
+
 def build_tiny_components(
     seed: int = 0,
     vae_scale_factor: int = 8,
@@ -68,6 +167,9 @@ def build_tiny_components(
 ) -> dict[str, Any]:
     """All components of a FLUX.1-Kontext pipeline, tiny and randomly initialised.
 
+    The models are built in a fixed order (transformer, CLIP, T5, VAE) from one seeded RNG, so a seed
+    always gives the same weights.
+
     Args:
         seed: torch seed for the weights (the global RNG state is restored afterwards).
         vae_scale_factor: pixels per latent cell (power of two; 8 like the real VAE).
@@ -78,86 +180,22 @@ def build_tiny_components(
     Returns:
         keyword arguments for ``DreamOmni2Pipeline(**components)``.
     """
-    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
-    from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
-
     if vae_scale_factor < 1 or vae_scale_factor & (vae_scale_factor - 1):
         raise ValueError(f"vae_scale_factor must be a power of two, got {vae_scale_factor}")
     clip_tok, t5_tok = tiny_clip_tokenizer(), tiny_t5_tokenizer()
-    rope_dims = attention_head_dim // 4
-    axes = [rope_dims, rope_dims, attention_head_dim - 2 * rope_dims]
-    n_blocks = int(math.log2(vae_scale_factor)) + 1
     state = torch.random.get_rng_state()
     try:
         torch.manual_seed(seed)
-        transformer = FluxTransformer2DModel(
-            patch_size=1,
-            in_channels=latent_channels * 4,
-            num_layers=num_layers,
-            num_single_layers=num_single_layers,
-            attention_head_dim=attention_head_dim,
-            num_attention_heads=num_attention_heads,
-            joint_attention_dim=32,
-            pooled_projection_dim=32,
-            guidance_embeds=True,
-            axes_dims_rope=axes,
+        transformer = _tiny_transformer(
+            latent_channels, num_layers, num_single_layers, num_attention_heads, attention_head_dim
         )
-        clip = CLIPTextModel(
-            CLIPTextConfig(
-                vocab_size=len(clip_tok),
-                hidden_size=32,
-                intermediate_size=37,
-                num_hidden_layers=2,
-                num_attention_heads=4,
-                max_position_embeddings=77,
-                projection_dim=32,
-                bos_token_id=clip_tok.bos_token_id,
-                eos_token_id=clip_tok.eos_token_id,
-                pad_token_id=clip_tok.pad_token_id,
-                hidden_act="gelu",
-            )
-        )
-        t5 = T5EncoderModel(
-            T5Config(
-                vocab_size=len(t5_tok),
-                d_model=32,
-                d_ff=37,
-                d_kv=8,
-                num_layers=2,
-                num_heads=4,
-                relative_attention_num_buckets=8,
-                pad_token_id=0,
-                eos_token_id=1,
-                decoder_start_token_id=0,
-            )
-        )
-        vae = AutoencoderKL(
-            sample_size=32,
-            in_channels=3,
-            out_channels=3,
-            down_block_types=("DownEncoderBlock2D",) * n_blocks,
-            up_block_types=("UpDecoderBlock2D",) * n_blocks,
-            block_out_channels=(8,) * n_blocks,
-            layers_per_block=1,
-            latent_channels=latent_channels,
-            norm_num_groups=4,
-            use_quant_conv=False,
-            use_post_quant_conv=False,
-            shift_factor=0.0609,
-            scaling_factor=1.5035,
-        )
+        clip = _tiny_clip(clip_tok)
+        t5 = _tiny_t5(t5_tok)
+        vae = _tiny_vae(vae_scale_factor, latent_channels)
     finally:
         torch.random.set_rng_state(state)
-    scheduler = FlowMatchEulerDiscreteScheduler(
-        shift=3.0,
-        use_dynamic_shifting=True,
-        base_shift=0.5,
-        max_shift=1.15,
-        base_image_seq_len=256,
-        max_image_seq_len=4096,
-    )
     return {
-        "scheduler": scheduler,
+        "scheduler": _flux_scheduler(),
         "vae": vae.eval(),
         "text_encoder": clip.eval(),
         "tokenizer": clip_tok,

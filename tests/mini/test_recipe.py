@@ -6,6 +6,7 @@ from collections import Counter
 import pytest
 import torch
 
+from dreamomni2.mini.groups import GROUP_NAMES, group_name
 from dreamomni2.mini.recipe import ABSTRACT_MIX, CONTINUATION, MODEL_DEFAULTS, Stage, build_mini_model
 from dreamomni2.pipeline import DreamOmni2Pipeline
 
@@ -22,11 +23,11 @@ def test_recipe_builds_a_complete_pipeline(tmp_path, capsys):
     saved = json.loads((out / "recipe_stats.json").read_text())
     assert saved["n_cases"] == 12 and saved["stages"][0] == {"steps": 2, "lr": 1e-3, "cases": 12, "mix": ABSTRACT_MIX}
     # each continuation stage trains on its own draw (seed + k - 1), mixed as it says
-    from dreamomni2.mini.world import read_manifest
+    from dreamomni2.mini.manifest import read_manifest
 
     def groups(folder):
         rows = read_manifest(tmp_path / "work" / folder / "manifest.jsonl")
-        return Counter(f"{r['task']}/{r['category']}" for r in rows)
+        return Counter(group_name(r["task"], r["category"]) for r in rows)
 
     # one cycle is [edit/concrete, edit/abstract x3, generate/concrete, generate/abstract x5]; 12 = 10 + 2
     assert groups("data-s2-12-mix1-3-1-5") == {"edit/concrete": 2, "edit/abstract": 4, "generate/concrete": 1,
@@ -41,7 +42,7 @@ def test_recipe_builds_a_complete_pipeline(tmp_path, capsys):
     assert pipe.vae_scale_factor == 4  # 3 VAE blocks: 32 px -> 8x8 latents -> 16 tokens per image
     assert pipe.transformer.config.in_channels == 64
     pipe.set_progress_bar_config(disable=True)
-    from dreamomni2.mini.world import Obj, Scene, render
+    from dreamomni2.mini.scene import Obj, Scene, render
 
     img = render(Scene(Obj("circle", "red", "solid", "large"), "light"))
     with torch.no_grad():
@@ -111,6 +112,8 @@ def test_stage_parsing_and_the_shipped_continuation(capsys):
         2000, 5e-4, 9000, {"edit/concrete": 1, "edit/abstract": 0, "generate/concrete": 1, "generate/abstract": 8}
     )
     assert Stage.parse("10:1e-3:same").mix is None and Stage(10, mix=None).tag() == "same"
+    assert ABSTRACT_MIX == {"edit/concrete": 1, "edit/abstract": 3, "generate/concrete": 1, "generate/abstract": 5}
+    assert tuple(ABSTRACT_MIX) == GROUP_NAMES  # keyed in group order, as tags and --stage MIX read it
     assert Stage(10).tag() == "1-3-1-5" and Stage(10).mix == ABSTRACT_MIX
     assert Stage(10, mix={"edit/concrete": 2}).tag() == "2-1-1-1"  # a group not named keeps weight 1
     assert [st.steps for st in CONTINUATION] == [3000, 2000, 2000, 2000] and all(

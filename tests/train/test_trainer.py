@@ -36,6 +36,7 @@ def job(manifest, out, **train):
     return cfg
 
 
+@pytest.mark.slow  # ~25-30 s on 2 shared CPU cores
 def test_overfits_and_lora_changes_pipeline_output(manifest, tmp_path):
     two = Path(manifest).with_name("two.jsonl")  # beside the manifest: its paths are relative
     two.write_text("\n".join(Path(manifest).read_text().splitlines()[:2]) + "\n")
@@ -101,6 +102,7 @@ def _run_cli(cfg_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
 
 
+@pytest.mark.slow  # ~25-30 s on 2 shared CPU cores
 def test_sigkill_and_resume_gives_the_same_weights(manifest, tmp_path):
     steps = 12
     straight = job(manifest, tmp_path / "straight", steps=steps, checkpoint_every=0)

@@ -13,12 +13,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from dreamomni2.mini.world import SCENE_ATTRS
+from dreamomni2.mini.groups import GROUPS, group_name
+from dreamomni2.mini.scene import SCENE_ATTRS
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "TABLE_COLUMNS",
+    "TASK_LABELS",
     "format_attribute_table",
     "format_images_table",
     "format_kind_table",
@@ -28,12 +30,12 @@ __all__ = [
     "write_results",
 ]
 
-#: (header, summary group key) of the paper-style table.
-TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("Editing concrete", "edit/concrete"),
-    ("Editing abstract", "edit/abstract"),
-    ("Generation concrete", "generate/concrete"),
-    ("Generation abstract", "generate/abstract"),
+#: The paper's word for each task in the table headers.
+TASK_LABELS: dict[str, str] = {"edit": "Editing", "generate": "Generation"}
+#: (header, summary group key) of the paper-style table, one column per group of :data:`dreamomni2.mini.groups.GROUPS`
+#: in its order: ``("Editing concrete", "edit/concrete")``, ... ``("Generation abstract", "generate/abstract")``.
+TABLE_COLUMNS: tuple[tuple[str, str], ...] = tuple(
+    (f"{TASK_LABELS[task]} {category}", group_name(task, category)) for task, category in GROUPS
 )
 MISSING = "-"
 

@@ -21,7 +21,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from dreamomni2.mini.world import CATEGORIES, TASKS, Case, Scene, make_cases, paraphrase_instruction, sample_case
+from dreamomni2.mini.cases import Case, make_cases, sample_case
+from dreamomni2.mini.groups import CATEGORIES, GROUPS, TASKS
+from dreamomni2.mini.scene import Scene
+from dreamomni2.mini.text import paraphrase_instruction
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +52,7 @@ HELD_OUT_SEED = 1_000_003
 #: The standard training draw the suite is kept disjoint from by default: ``make_cases(0, 20000)``.
 DEFAULT_TRAIN_SEED = 0
 DEFAULT_TRAIN_CASES = 20_000
-#: The four (task, category) groups, in the order ``make_cases`` cycles through them.
-GROUPS: tuple[tuple[str, str], ...] = tuple((t, c) for t in TASKS for c in CATEGORIES)
+# GROUPS, the four (task, category) groups in make_cases order, is re-exported from dreamomni2.mini.groups.
 
 #: What makes two cases the same: the task, the input scenes (in order) and the target scene.
 CaseKey = tuple[str, tuple[Scene, ...], Scene]

@@ -24,18 +24,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from dreamomni2.mini.world import (
-    BACKGROUNDS,
-    COLORS,
-    SCENE_ATTRS,
-    SHAPES,
-    SIZES,
-    Case,
-    Obj,
-    Scene,
-    pattern_color,
-    shape_mask,
-)
+from dreamomni2.mini.cases import Case
+from dreamomni2.mini.groups import group_name
+from dreamomni2.mini.scene import BACKGROUNDS, COLORS, SCENE_ATTRS, SHAPES, SIZES, Obj, Scene, pattern_color, shape_mask
 
 logger = logging.getLogger(__name__)
 
@@ -232,14 +223,15 @@ def summarize(results: Iterable[dict[str, Any]]) -> dict[str, Any]:
         results: score dicts.
 
     Returns:
-        ``n``, overall ``success`` rate, ``groups`` (``"task/category"`` -> ``{"n", "success"}``), ``kinds``
+        ``n``, overall ``success`` rate, ``groups`` (group name, ``"task/category"`` as
+        :func:`dreamomni2.mini.groups.group_name` writes it, -> ``{"n", "success"}``), ``kinds``
         (kind -> ``{"n", "success"}``) and ``attributes`` (attribute -> accuracy); rates are 0.0 when empty.
     """
     results = list(results)
     groups: dict[str, list[bool]] = defaultdict(list)
     kinds: dict[str, list[bool]] = defaultdict(list)
     for r in results:
-        groups[f"{r['task']}/{r['category']}"].append(bool(r["success"]))
+        groups[group_name(r["task"], r["category"])].append(bool(r["success"]))
         kinds[r["kind"]].append(bool(r["success"]))
 
     def rate(values: list[bool]) -> float:

@@ -41,6 +41,7 @@ from dreamomni2.mini.world import (
     canonical_prompt,
 )
 from dreamomni2.planner.base import PlannedPrompt, Planner, build_user_text, normalize_task, parse_reply
+from dreamomni2.planner.registry import PlannerBackend, register_planner
 
 __all__ = ["MiniPlanner", "ParsedInstruction", "PlanError", "parse_instruction", "plan_text", "wrap_reply"]
 
@@ -381,3 +382,13 @@ class MiniPlanner(Planner):
     def generate_reply(self, images: list[Image.Image], instruction: str, task: str) -> str:
         """The wrapped canonical prompt (an empty wrapper when the instruction is not understood)."""
         return mini_reply(instruction, normalize_task(task), len(images))
+
+
+register_planner(
+    PlannerBackend(
+        name="mini",
+        usage="mini",
+        help="the rule-based planner of the mini world (dreamomni2.mini.planner)",
+        build=lambda **_: MiniPlanner(),
+    )
+)

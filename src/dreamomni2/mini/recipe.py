@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dreamomni2.mini.groups import GROUP_NAMES, group_weights
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -44,8 +46,9 @@ BATCH_SIZE = 32  # every training stage's global batch (split over the worker pr
 MODEL_DEFAULTS = {"auto_resize": False, "max_area": 32 * 32, "reference_max_area": 32 * 32, "steps": 20,
                   "guidance": 3.5, "planner": "mini"}  # fmt: skip
 #: The continuation stages' group mix: the concrete groups, learned first, get one share each; the abstract ones
-#: get the rest.
-ABSTRACT_MIX = {"edit/concrete": 1, "edit/abstract": 3, "generate/concrete": 1, "generate/abstract": 5}
+#: get the rest (in :data:`~dreamomni2.mini.groups.GROUP_NAMES` order: edit/concrete 1, edit/abstract 3,
+#: generate/concrete 1, generate/abstract 5).
+ABSTRACT_MIX: dict[str, int] = dict(zip(GROUP_NAMES, (1, 3, 1, 5), strict=True))
 CLIP_TOKENS = 160  # the character-level CLIP sees whole prompts (only its pooled vector is used)
 
 
@@ -53,7 +56,7 @@ def canonical_vocabulary() -> list[str]:
     """Every word and symbol of the world's canonical prompts (from a large sample of cases)."""
     import re
 
-    from dreamomni2.mini.world import make_cases
+    from dreamomni2.mini.cases import make_cases
 
     words: set[str] = set()
     for case in make_cases(seed=999_999, n=4000, paraphrase=False):
@@ -84,7 +87,7 @@ def mini_t5_tokenizer(words: list[str] | None = None):
 
 
 def _random_scenes(rng: random.Random, n: int):
-    from dreamomni2.mini.world import VOCAB, Obj, Scene
+    from dreamomni2.mini.scene import VOCAB, Obj, Scene
 
     return [
         Scene(
@@ -95,7 +98,7 @@ def _random_scenes(rng: random.Random, n: int):
 
 
 def _render_batch(scenes, size: int = MINI_SIZE) -> torch.Tensor:
-    from dreamomni2.mini.world import render_array
+    from dreamomni2.mini.scene import render_array
 
     arr = np.stack([render_array(s, size) for s in scenes]).astype(np.float32) / 127.5 - 1.0
     return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
@@ -256,11 +259,12 @@ def build_base_pipeline(vae, folder: str | Path, seed: int = 0):
 def write_training_data(folder: str | Path, n: int, seed: int = 0, weights: dict[str, int] | None = None) -> Path:
     """``n`` training cases (seed < 1_000_000) as a manifest at 32 px, minus any case of the held-out mini suite.
 
-    ``weights`` gives the group mix (see :func:`dreamomni2.mini.world.make_cases`). Cases whose scenes equal a
+    ``weights`` gives the group mix (see :func:`dreamomni2.mini.cases.make_cases`). Cases whose scenes equal a
     mini-suite case are dropped (logged), so no training draw, whatever its seed or mix, overlaps the bench.
     """
     from dreamomni2.bench.suites import case_key, mini_suite
-    from dreamomni2.mini.world import make_cases, write_cases
+    from dreamomni2.mini.cases import make_cases
+    from dreamomni2.mini.manifest import write_cases
 
     if seed >= 1_000_000:
         raise ValueError("training seeds must be < 1_000_000 (larger ones are reserved for evaluation)")
@@ -320,7 +324,7 @@ def train_config(
 class Stage:
     """A continuation stage: ``steps`` more steps from the previous stage's weights, cosine from ``lr`` (a warm
     restart), on a draw of its own of ``cases`` cases mixed by ``mix`` (group weights, see
-    :func:`dreamomni2.mini.world.make_cases`; None trains on stage 1's data instead). Stage k draws with seed + k - 1.
+    :func:`dreamomni2.mini.cases.make_cases`; None trains on stage 1's data instead). Stage k draws with seed + k - 1.
     """
 
     steps: int
@@ -332,8 +336,6 @@ class Stage:
         if self.steps < 1 or self.cases < 1 or not self.lr > 0:
             raise ValueError(f"a stage wants steps >= 1, cases >= 1 and lr > 0, got {self}")
         if self.mix is not None:
-            from dreamomni2.mini.world import GROUP_NAMES, group_weights
-
             try:
                 full = group_weights(self.mix)  # a group not named keeps weight 1, as in make_cases
             except ValueError:
@@ -345,16 +347,12 @@ class Stage:
             object.__setattr__(self, "mix", full)
 
     def tag(self) -> str:
-        """The mix as ``1-3-1-5`` (in :data:`~dreamomni2.mini.world.GROUP_NAMES` order), for folder names."""
-        from dreamomni2.mini.world import GROUP_NAMES
-
+        """The mix as ``1-3-1-5`` (in :data:`~dreamomni2.mini.groups.GROUP_NAMES` order), for folder names."""
         return "-".join(str(self.mix[g]) for g in GROUP_NAMES) if self.mix is not None else "same"
 
     @classmethod
     def parse(cls, text: str) -> Stage:
         """``STEPS[:LR[:MIX[:CASES]]]``, MIX being four comma-separated weights or ``same``: ``2000:1e-3:1,3,1,5``."""
-        from dreamomni2.mini.world import GROUP_NAMES
-
         parts = text.split(":")
         try:
             if not 1 <= len(parts) <= 4:
@@ -436,12 +434,6 @@ def build_mini_model(
     those of one process (to float rounding). On this 2-core machine 2 one-thread processes train only a little
     faster (96-99 samples/s) than one two-thread process (90-96; docs/results.md).
     """
-    import json
-    import shutil
-
-    from dreamomni2.train.config import load_config
-    from dreamomni2.train.loop import Trainer
-
     work, out = Path(work), Path(out)
     work.mkdir(parents=True, exist_ok=True)
     if workers < 1 or BATCH_SIZE % workers:
@@ -452,21 +444,53 @@ def build_mini_model(
                                "mix": None if st.mix is None else dict(st.mix)} for st in stages]}  # fmt: skip
     t0 = time.perf_counter()
     base = work / "base"
+    _prepare_base(base, vae_steps, seed, stats)
+    manifest = _prepare_data(work, n_cases, seed, stats)
+    plan = _plan_runs(work, manifest, steps, lr, id_policy, seed, stages, stats)
+    start_from = base
+    for k, run in enumerate(plan, 1):
+        start_from = _train_run(k, len(plan), run, start_from, work, id_policy, seed, workers, stats)
+    _export(out, start_from, plan, id_policy, stats, t0)
+    return stats
+
+
+#: One trainer run of the recipe: (steps, peak lr, run folder, training manifest).
+_Run = tuple[int, float, Path, Path]
+
+
+def _prepare_base(base: Path, vae_steps: int, seed: int, stats: dict) -> None:
+    """Stage 0: train the VAE and save the untrained base pipeline (unless ``base`` has one), check it, and add the
+    VAE's stats (``vae_mse``, ``shift_factor``, ``scaling_factor``, ``vae_seconds``) to ``stats``."""
+    import json
+
     vae_stats = base / "vae_stats.json"
     if not (base / "model_index.json").is_file():
+        t1 = time.perf_counter()
         vae, vstats = train_vae(steps=vae_steps, seed=seed)
-        vstats["vae_seconds"] = time.perf_counter() - t0
+        vstats["vae_seconds"] = time.perf_counter() - t1
         build_base_pipeline(vae, base, seed=seed)
         vae_stats.write_text(json.dumps(vstats, indent=2))
     check_base(base)
     if vae_stats.is_file():
         stats.update(json.loads(vae_stats.read_text()))
+
+
+def _prepare_data(work: Path, n_cases: int, seed: int, stats: dict) -> Path:
+    """Write stage 1's ``n_cases`` training cases to ``work/data`` (unless there) and return the manifest path."""
     manifest = work / "data" / "manifest.jsonl"
     if not manifest.is_file():
         t1 = time.perf_counter()
         write_training_data(work / "data", n_cases, seed=seed)
         stats["data_seconds"] = time.perf_counter() - t1
-    plan = [(steps, lr, work / f"run-{id_policy}-{steps}", manifest)]
+    return manifest
+
+
+def _plan_runs(
+    work: Path, manifest: Path, steps: int, lr: float, id_policy: str, seed: int, stages: Sequence[Stage], stats: dict
+) -> list[_Run]:
+    """Name every run's folder (each continuation's after the one it continues) and write each mixed stage's draw
+    (seed + k - 1 for stage k, unless there); stage 1 and ``same`` stages train on ``manifest``."""
+    plan: list[_Run] = [(steps, lr, work / f"run-{id_policy}-{steps}", manifest)]
     for k, stage in enumerate(stages, 2):
         run_dir, stage_manifest = f"{plan[-1][2]}-s{k}-{stage.steps}", manifest
         if stage.mix is not None:
@@ -477,33 +501,56 @@ def build_mini_model(
                 write_training_data(stage_manifest.parent, stage.cases, seed=seed + k - 1, weights=stage.mix)
                 stats[f"stage{k}_data_seconds"] = time.perf_counter() - t1
         plan.append((stage.steps, stage.lr, Path(run_dir), stage_manifest))
-    start_from = base
-    for k, (n_steps, stage_lr, run_dir, stage_manifest) in enumerate(plan, 1):
-        final = run_dir / "final"
-        settings = {"steps": n_steps, "lr": stage_lr, "data": stage_manifest.parent.name}
-        record = run_dir / "stage.json"
-        if record.is_file() and json.loads(record.read_text()) != settings:
-            raise ValueError(f"{run_dir} was trained with {json.loads(record.read_text())}, not {settings}: "
-                             "use another --work folder (or delete that run folder)")  # fmt: skip
-        if not (final / "model_index.json").is_file():
-            run_dir.mkdir(parents=True, exist_ok=True)
-            record.write_text(json.dumps(settings))
-            logger.info("stage %d of %d: %d steps from %s", k, len(plan), n_steps, start_from)
-            job = train_config(start_from, stage_manifest, run_dir, n_steps, id_policy, lr=stage_lr, seed=seed,
-                               cache_dir=str(work / "cache"))  # fmt: skip
-            t1 = time.perf_counter()
-            if workers > 1:
-                losses = _train_processes(job, run_dir, workers)
-            else:
-                losses = Trainer(load_config(base=job)).train().losses
-            seconds = time.perf_counter() - t1
-            stats[f"stage{k}_seconds"] = seconds
-            stats[f"stage{k}_final_loss"] = float(np.mean(losses[-50:]))
-            stats[f"stage{k}_samples_per_second"] = n_steps * job["train"]["batch_size"] / seconds
-        start_from = final
+    return plan
+
+
+def _train_run(
+    k: int, n_runs: int, run: _Run, start_from: Path, work: Path, id_policy: str, seed: int, workers: int, stats: dict
+) -> Path:
+    """Train run ``k`` of ``n_runs`` from ``start_from`` (unless its ``final`` folder is there) and return that folder.
+
+    Raises:
+        ValueError: the run folder records other settings (``stage.json``) than this run's.
+    """
+    import json
+
+    from dreamomni2.train.config import load_config
+    from dreamomni2.train.loop import Trainer
+
+    n_steps, stage_lr, run_dir, stage_manifest = run
+    final = run_dir / "final"
+    settings = {"steps": n_steps, "lr": stage_lr, "data": stage_manifest.parent.name}
+    record = run_dir / "stage.json"
+    if record.is_file() and json.loads(record.read_text()) != settings:
+        raise ValueError(f"{run_dir} was trained with {json.loads(record.read_text())}, not {settings}: "
+                         "use another --work folder (or delete that run folder)")  # fmt: skip
+    if not (final / "model_index.json").is_file():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps(settings))
+        logger.info("stage %d of %d: %d steps from %s", k, n_runs, n_steps, start_from)
+        job = train_config(start_from, stage_manifest, run_dir, n_steps, id_policy, lr=stage_lr, seed=seed,
+                           cache_dir=str(work / "cache"))  # fmt: skip
+        t1 = time.perf_counter()
+        if workers > 1:
+            losses = _train_processes(job, run_dir, workers)
+        else:
+            losses = Trainer(load_config(base=job)).train().losses
+        seconds = time.perf_counter() - t1
+        stats[f"stage{k}_seconds"] = seconds
+        stats[f"stage{k}_final_loss"] = float(np.mean(losses[-50:]))
+        stats[f"stage{k}_samples_per_second"] = n_steps * job["train"]["batch_size"] / seconds
+    return final
+
+
+def _export(out: Path, final: Path, plan: Sequence[_Run], id_policy: str, stats: dict, t0: float) -> None:
+    """Copy the last run's pipeline to ``out`` with every run's losses (``train_log.jsonl``, tagged by stage), the
+    recipe's stats (``recipe_stats.json``) and the CLI defaults (``dreamomni2.json``)."""
+    import json
+    import shutil
+
     if out.exists():
         shutil.rmtree(out)
-    shutil.copytree(start_from, out)
+    shutil.copytree(final, out)
     with open(out / "train_log.jsonl", "w") as log:  # every stage's logged losses, tagged with the stage
         for k, (_, _, run_dir, _) in enumerate(plan, 1):
             metrics = run_dir / "metrics.jsonl"
@@ -513,7 +560,6 @@ def build_mini_model(
     (out / "recipe_stats.json").write_text(json.dumps(stats, indent=2))
     (out / "dreamomni2.json").write_text(json.dumps(MODEL_DEFAULTS | {"id_policy": id_policy}, indent=2))
     logger.info("mini model written to %s in %.0f s", out, stats["total_seconds"])
-    return stats
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -532,8 +578,8 @@ def main(argv: list[str] | None = None) -> int:
     default = " ".join(f"{st.steps}:{st.lr:g}:{st.tag().replace('-', ',')}:{st.cases}" for st in CONTINUATION)
     ap.add_argument("--stage", action="append", metavar="STEPS[:LR[:MIX[:CASES]]]",
                     help="a continuation stage after stage 1, repeatable, in order; MIX is the group weights "
-                         "edit/concrete,edit/abstract,generate/concrete,generate/abstract or 'same' (stage 1's "
-                         f"data); 'none' for stage 1 alone (default: {default})")  # fmt: skip
+                         f"{','.join(GROUP_NAMES)} or 'same' (stage 1's data); 'none' for stage 1 alone "
+                         f"(default: {default})")  # fmt: skip
     ap.add_argument("--id-policy", default="dreamomni2")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1),

@@ -1,4 +1,4 @@
-"""Instruction planner API: the prompt record, the base class, reply parsing and the factory.
+"""Instruction planner API: the prompt record, the base class and reply parsing (the factory is ``factory.py``).
 
 DreamOmni2's release sends the user's instruction and all images to a fine-tuned
 Qwen2.5-VL as ONE user turn: the images in the given order (each once, resized with the
@@ -11,17 +11,17 @@ fixed character counts, and falls back to the instruction when nothing is left.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from PIL import Image
 
+from dreamomni2.planner.registry import PlannerBackend, register_planner
 from dreamomni2.resize import reference_size, resize_image
+from dreamomni2.tasks import normalize_task
 
 __all__ = [
     "TASK_SUFFIXES",
@@ -30,7 +30,6 @@ __all__ = [
     "Planner",
     "PlannerError",
     "build_user_text",
-    "make_planner",
     "normalize_task",
     "parse_reply",
     "prepare_planner_images",
@@ -40,8 +39,6 @@ logger = logging.getLogger(__name__)
 
 #: The release's text suffixes, appended verbatim to the instruction (note the leading space).
 TASK_SUFFIXES: dict[str, str] = {"edit": " It is editing task.", "generate": " It is generation task."}
-
-_TASK_ALIASES = {"edit": "edit", "editing": "edit", "generate": "generate", "generation": "generate"}
 
 
 class PlannerError(RuntimeError):
@@ -63,13 +60,6 @@ class PlannedPrompt:
     raw_reply: str
     backend: str
     fell_back: bool
-
-
-def normalize_task(task: str) -> str:
-    """Canonical task name (``"edit"`` or ``"generate"``; ``"editing"``/``"generation"`` accepted)."""
-    if not isinstance(task, str) or task.lower() not in _TASK_ALIASES:
-        raise ValueError(f"Unknown planner task {task!r}; use 'edit' or 'generate'.")
-    return _TASK_ALIASES[task.lower()]
 
 
 def build_user_text(instruction: str, task: str) -> str:
@@ -241,64 +231,11 @@ class NonePlanner(Planner):
         return instruction
 
 
-_SPEC_HELP = "use 'none', 'qwen:DIR', 'openai:URL' or 'openai:URL#model'"
-
-
-def _accepted(cls: type, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The subset of ``kwargs`` that ``cls.__init__`` accepts."""
-    params = inspect.signature(cls.__init__).parameters
-    return {k: v for k, v in kwargs.items() if k in params}
-
-
-def make_planner(spec: str, **kw: Any) -> Planner:
-    """Build a planner from a spec string.
-
-    Options that only apply to other backends are dropped (so callers may pass one set of
-    options for every backend); an option no backend knows raises ``TypeError``. For
-    ``openai``, ``max_new_tokens`` stands in for ``max_tokens``.
-
-    Args:
-        spec: ``"none"``; ``"qwen:DIR"`` (local Qwen2.5-VL folder, e.g. the release's ``vlm-model``);
-            ``"openai:URL"`` or ``"openai:URL#model"`` (an OpenAI-compatible server, e.g. vLLM).
-        **kw: backend options: ``device``, ``dtype``, ``max_new_tokens``, ``max_area`` (qwen);
-            ``model``, ``api_key``, ``timeout``, ``max_tokens``, ``max_area`` (openai).
-
-    Returns:
-        The planner (a Qwen planner loads its model lazily, on first use).
-
-    Raises:
-        ValueError: on a malformed spec. FileNotFoundError: when the qwen folder or its config is missing.
-    """
-    from dreamomni2.planner.openai import OpenAIPlanner
-    from dreamomni2.planner.qwen import QwenPlanner
-
-    known = set()
-    for cls in (QwenPlanner, OpenAIPlanner):
-        known |= set(inspect.signature(cls.__init__).parameters) - {"self", "model_dir", "base_url"}
-    unknown = sorted(set(kw) - known)
-    if unknown:
-        raise TypeError(f"Unknown planner option(s) {unknown}; known: {sorted(known)}.")
-    if not isinstance(spec, str) or not spec.strip():
-        raise ValueError(f"Empty planner spec {spec!r}; {_SPEC_HELP}.")
-    spec = spec.strip()
-    kind, sep, rest = spec.partition(":")
-    kind = kind.lower()
-    if kind == "none" and not sep:
-        return NonePlanner()
-    if kind == "mini" and not sep:  # rule-based planner for the mini world (dreamomni2.mini), imported lazily
-        return __import__("dreamomni2.mini.planner", fromlist=["MiniPlanner"]).MiniPlanner()
-    if kind == "qwen" and sep:
-        if not rest:
-            raise ValueError(f"Planner spec {spec!r} names no folder; {_SPEC_HELP}.")
-        return QwenPlanner(rest, **_accepted(QwenPlanner, kw))
-    if kind == "openai" and sep:
-        url, _, model = rest.partition("#")
-        if not url.startswith(("http://", "https://")):
-            raise ValueError(f"Planner spec {spec!r}: the URL must start with http:// or https://; {_SPEC_HELP}.")
-        opts = dict(kw)
-        if "max_tokens" not in opts and "max_new_tokens" in opts:
-            opts["max_tokens"] = opts["max_new_tokens"]
-        if model:
-            opts["model"] = model
-        return OpenAIPlanner(url, **_accepted(OpenAIPlanner, opts))
-    raise ValueError(f"Bad planner spec {spec!r}; {_SPEC_HELP}.")
+register_planner(
+    PlannerBackend(
+        name="none",
+        usage="none",
+        help="no planner: the instruction is the prompt",
+        build=lambda **_: NonePlanner(),
+    )
+)

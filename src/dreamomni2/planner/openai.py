@@ -20,6 +20,7 @@ from typing import Any
 from PIL import Image
 
 from dreamomni2.planner.base import Planner, PlannerError, build_user_text, normalize_task
+from dreamomni2.planner.registry import PlannerBackend, register_planner
 
 __all__ = ["OpenAIPlanner", "image_data_url"]
 
@@ -139,3 +140,29 @@ class OpenAIPlanner(Planner):
         if not text.strip():
             logger.debug("Planner endpoint %s sent a reply without content.", self.url)
         return text
+
+
+def _build_openai(arg: str, **options: Any) -> OpenAIPlanner:
+    """``openai:URL[#model]`` -> :class:`OpenAIPlanner` (``max_new_tokens`` stands in for ``max_tokens``)."""
+    url, _, model = arg.partition("#")
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"Planner spec 'openai:{arg}': the URL must start with http:// or https://.")
+    max_new = options.pop("max_new_tokens", None)
+    if "max_tokens" not in options and max_new is not None:
+        options["max_tokens"] = max_new
+    if model:
+        options["model"] = model
+    return OpenAIPlanner(url, **options)
+
+
+register_planner(
+    PlannerBackend(
+        name="openai",
+        usage="openai:URL[#model]",
+        help="an OpenAI-compatible chat endpoint you name (vLLM, llama.cpp, a hosted API); images sent as data URLs",
+        build=_build_openai,
+        options=("model", "api_key", "timeout", "max_tokens", "max_new_tokens", "max_area"),
+        takes_arg=True,
+        network=True,
+    )
+)

@@ -19,7 +19,9 @@ from typing import Any
 
 from PIL import Image
 
+from dreamomni2.devices import resolve_dtype
 from dreamomni2.planner.base import Planner, build_user_text, normalize_task
+from dreamomni2.planner.registry import PlannerBackend, register_planner
 
 __all__ = ["QwenPlanner", "resolve_model_dir"]
 
@@ -50,20 +52,11 @@ def resolve_model_dir(model_dir: str | os.PathLike) -> str:
 
 
 def _resolve_dtype(dtype: Any, device: str) -> Any:
-    """A torch dtype from ``None`` (bf16 on CUDA, fp32 elsewhere), a name or a dtype."""
-    import torch
-
-    if dtype is None:
-        return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
-    if isinstance(dtype, str):
-        if dtype == "auto":
-            return "auto"
-        name = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32"}.get(dtype, dtype)
-        value = getattr(torch, name, None)
-        if not isinstance(value, torch.dtype):
-            raise ValueError(f"Unknown dtype {dtype!r}; use e.g. 'bfloat16', 'float16' or 'float32'.")
-        return value
-    return dtype
+    """A torch dtype from ``None`` (bf16 on CUDA, fp32 elsewhere), a name or a dtype; ``"auto"`` stays
+    ``"auto"`` (transformers' own choice from the model's config). See :func:`dreamomni2.devices.resolve_dtype`."""
+    if dtype == "auto":
+        return "auto"
+    return resolve_dtype(dtype, device)
 
 
 class QwenPlanner(Planner):
@@ -192,3 +185,15 @@ class QwenPlanner(Planner):
         new_tokens = out[:, inputs["input_ids"].shape[1] :]
         reply = self.processor.batch_decode(new_tokens, skip_special_tokens=True, clean_up_tokenization_spaces=False)
         return reply[0]
+
+
+register_planner(
+    PlannerBackend(
+        name="qwen",
+        usage="qwen:DIR",
+        help="a local Qwen2.5-VL folder (e.g. the release's vlm-model/), via transformers",
+        build=lambda arg, **options: QwenPlanner(arg, **options),
+        options=("device", "dtype", "max_new_tokens", "max_area"),
+        takes_arg=True,
+    )
+)

@@ -83,49 +83,23 @@ def tiny_qwen_tokenizer():
     )
 
 
-def build_tiny_qwen_vl(
-    folder: str | os.PathLike,
-    seed: int = 0,
-    hidden_size: int = 64,
-    num_layers: int = 2,
-    min_pixels: int = 28 * 28 * 4,
-    max_pixels: int = 28 * 28 * 16,
-) -> str:
-    """Build and save a tiny random Qwen2.5-VL model and its processor, offline.
+def _tiny_qwen_config(ids: dict[str, int], vocab_size: int, hidden_size: int, num_layers: int):
+    """A ``Qwen2_5_VLConfig``: 2-head text model of ``hidden_size``, 2-block vision tower half as wide.
 
     Args:
-        folder: where to save (created if missing); laid out like the release's ``vlm-model/``.
-        seed: torch seed for the random weights.
-        hidden_size: text hidden size (2 attention heads; the vision tower is half as wide).
-        num_layers: number of text decoder layers (the vision tower has 2 blocks).
-        min_pixels, max_pixels: the image processor's pixel budget; the defaults give 4 to 16
-            ``<|image_pad|>`` tokens per image (patch 14, merge 2 as in the real model).
-
-    Returns:
-        ``str(folder)``.
+        ids: special token -> id (from the tokenizer).
+        vocab_size: embedding rows (the tokenizer's length rounded up).
+        hidden_size: text hidden size.
+        num_layers: text decoder layers.
     """
-    import torch
-    from transformers import (
-        GenerationConfig,
-        Qwen2_5_VLConfig,
-        Qwen2_5_VLForConditionalGeneration,
-        Qwen2_5_VLProcessor,
-        Qwen2VLImageProcessor,
-        Qwen2VLVideoProcessor,
-    )
-
-    folder = os.fspath(folder)
-    os.makedirs(folder, exist_ok=True)
-    tokenizer = tiny_qwen_tokenizer()
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIAL_TOKENS}
-    vocab_size = (len(tokenizer) + 63) // 64 * 64
+    from transformers import Qwen2_5_VLConfig
 
     num_heads = 2
     head_dim = hidden_size // num_heads
     quarter = head_dim // 2  # mrope splits head_dim / 2 rotary frequencies into (t, h, w) sections
     mrope_section = [quarter - 2 * (quarter * 3 // 8), quarter * 3 // 8, quarter * 3 // 8]
     vision_width = max(16, hidden_size // 2)
-    config = Qwen2_5_VLConfig(
+    return Qwen2_5_VLConfig(
         text_config={
             "vocab_size": vocab_size,
             "hidden_size": hidden_size,
@@ -158,11 +132,13 @@ def build_tiny_qwen_vl(
         vision_end_token_id=ids["<|vision_end|>"],
         tie_word_embeddings=False,
     )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = Qwen2_5_VLForConditionalGeneration(config).eval()
-    # Same fields as Qwen2.5-VL-7B-Instruct's generation_config.json (the planner overrides do_sample).
-    model.generation_config = GenerationConfig(
+
+
+def _qwen_generation_config(ids: dict[str, int]):
+    """The generation config of Qwen2.5-VL-7B-Instruct's ``generation_config.json`` (same fields and values)."""
+    from transformers import GenerationConfig
+
+    return GenerationConfig(
         bos_token_id=ids["<|endoftext|>"],
         eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]],
         pad_token_id=ids["<|endoftext|>"],
@@ -172,15 +148,57 @@ def build_tiny_qwen_vl(
         top_p=0.001,
         top_k=1,
     )
-    model.save_pretrained(folder)
+
+
+def _tiny_qwen_processor(tokenizer, min_pixels: int, max_pixels: int):
+    """A ``Qwen2_5_VLProcessor`` (patch 14, merge 2, temporal patch 2) with the Qwen2-VL chat template."""
+    from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessor, Qwen2VLVideoProcessor
 
     common = {"min_pixels": min_pixels, "max_pixels": max_pixels, "patch_size": 14, "merge_size": 2}
-    processor = Qwen2_5_VLProcessor(
+    return Qwen2_5_VLProcessor(
         image_processor=Qwen2VLImageProcessor(temporal_patch_size=2, **common),
         tokenizer=tokenizer,
         video_processor=Qwen2VLVideoProcessor(temporal_patch_size=2, **common),
         chat_template=QWEN2_VL_CHAT_TEMPLATE,
     )
-    processor.save_pretrained(folder)
+
+
+def build_tiny_qwen_vl(
+    folder: str | os.PathLike,
+    seed: int = 0,
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    min_pixels: int = 28 * 28 * 4,
+    max_pixels: int = 28 * 28 * 16,
+) -> str:
+    """Build and save a tiny random Qwen2.5-VL model and its processor, offline.
+
+    Args:
+        folder: where to save (created if missing); laid out like the release's ``vlm-model/``.
+        seed: torch seed for the random weights (the global RNG state is restored afterwards).
+        hidden_size: text hidden size (2 attention heads; the vision tower is half as wide).
+        num_layers: number of text decoder layers (the vision tower has 2 blocks).
+        min_pixels, max_pixels: the image processor's pixel budget; the defaults give 4 to 16
+            ``<|image_pad|>`` tokens per image (patch 14, merge 2 as in the real model).
+
+    Returns:
+        ``str(folder)``.
+    """
+    import torch
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    folder = os.fspath(folder)
+    os.makedirs(folder, exist_ok=True)
+    tokenizer = tiny_qwen_tokenizer()
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIAL_TOKENS}
+    vocab_size = (len(tokenizer) + 63) // 64 * 64
+    config = _tiny_qwen_config(ids, vocab_size, hidden_size, num_layers)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = Qwen2_5_VLForConditionalGeneration(config).eval()
+    # the planner overrides do_sample
+    model.generation_config = _qwen_generation_config(ids)
+    model.save_pretrained(folder)
+    _tiny_qwen_processor(tokenizer, min_pixels, max_pixels).save_pretrained(folder)
     logger.debug("Saved a tiny Qwen2.5-VL (%d params) to %s", sum(p.numel() for p in model.parameters()), folder)
     return folder

@@ -11,11 +11,12 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+
+from dreamomni2.io import atomic_save_file
 
 logger = logging.getLogger(__name__)
 
@@ -61,12 +62,14 @@ class TensorCache:
 
     @staticmethod
     def key(*parts: object) -> str:
+        """sha256 hex of the parts' ``str`` forms joined by a unit separator (order matters)."""
         return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()
 
     def _path(self, key: str) -> Path:
         return self.folder / key[:2] / f"{key}.safetensors"
 
     def get(self, key: str) -> dict[str, torch.Tensor] | None:
+        """The stored tensors (on the CPU), or ``None`` for a missing or unreadable entry (counted as a miss)."""
         p = self._path(key)
         if not p.is_file():
             self.misses += 1
@@ -81,13 +84,5 @@ class TensorCache:
         return out
 
     def put(self, key: str, tensors: dict[str, torch.Tensor]) -> None:
-        p = self._path(key)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=p.parent, suffix=".tmp")
-        os.close(fd)
-        try:
-            save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, tmp)
-            os.replace(tmp, p)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        """Store ``tensors`` under ``key`` (CPU copies, written atomically: readers never see half a file)."""
+        atomic_save_file(tensors, self._path(key))

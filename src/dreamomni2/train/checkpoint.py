@@ -17,6 +17,8 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from dreamomni2.io import atomic_dir
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["latest_checkpoint", "load_checkpoint", "save_checkpoint"]
@@ -41,7 +43,11 @@ def _optimizer_from_flat(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
     state = {}
     for idx, st in meta["state"].items():
         state[int(idx)] = {k: (tensors[f"{idx}.{k}"] if v == "tensor" else v) for k, v in st.items()}
-    return {"state": state, "param_groups": meta["param_groups"]}
+    # JSON stores tuples as lists; give ``betas`` back its tuple form, as the optimizer built it
+    groups = [
+        {k: tuple(v) if k == "betas" and isinstance(v, list) else v for k, v in g.items()} for g in meta["param_groups"]
+    ]
+    return {"state": state, "param_groups": groups}
 
 
 def save_checkpoint(
@@ -54,27 +60,24 @@ def save_checkpoint(
     position: dict[str, int],
     keep_last: int = 2,
 ) -> Path:
-    """Write ``folder/step-XXXXXXXX`` atomically and prune older checkpoints."""
+    """Write ``folder/step-XXXXXXXX`` atomically (:func:`dreamomni2.io.atomic_dir`) and prune older checkpoints.
+
+    A failure while writing leaves no ``step-*`` folder behind (and an earlier checkpoint of the same step
+    untouched); ``keep_last`` complete checkpoints are kept, the oldest are removed.
+    """
     root = Path(folder)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{step:08d}"
-    tmp = root / f".step-{step:08d}.tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    save_file({k: v.detach().cpu().contiguous() for k, v in trainable.items()}, tmp / "trainable.safetensors")
     opt_tensors, opt_meta = _optimizer_to_flat(optimizer.state_dict())
-    save_file(opt_tensors, tmp / "optimizer.safetensors")
     rng = {f"gen.{k}": g.get_state() for k, g in generators.items()}
     rng["torch_cpu"] = torch.random.get_rng_state()
-    save_file(rng, tmp / "rng.safetensors")
     meta = {"step": step, "position": position, "optimizer": opt_meta, "scheduler": scheduler.state_dict()}
-    (tmp / "state.json").write_text(json.dumps(meta, default=_json_default))
-    with open(tmp / "state.json") as f:  # make sure the bytes are on disk before the rename
-        os.fsync(f.fileno())
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    text = json.dumps(meta, default=_json_default)
+    with atomic_dir(final) as tmp:  # .step-XXXXXXXX.tmp, every file fsynced, then one rename
+        save_file({k: v.detach().cpu().contiguous() for k, v in trainable.items()}, tmp / "trainable.safetensors")
+        save_file(opt_tensors, tmp / "optimizer.safetensors")
+        save_file(rng, tmp / "rng.safetensors")
+        (tmp / "state.json").write_text(text)
     existing = sorted(p for p in root.iterdir() if _NAME.match(p.name))
     for old in existing[: max(0, len(existing) - keep_last)]:
         shutil.rmtree(old, ignore_errors=True)

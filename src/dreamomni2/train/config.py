@@ -6,12 +6,14 @@ the layout follows ostris/ai-toolkit's job files). ``--set section.key=value`` o
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import os
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -28,7 +30,11 @@ __all__ = [
     "raise_failed",
     "from_dict",
     "load_config",
+    "load_job",
+    "read_job_file",
 ]
+
+T = TypeVar("T")
 
 
 class ConfigError(ValueError):
@@ -246,15 +252,24 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return data
 
 
-def load_config(
-    path: str | Path | None = None, overrides: list[str] | None = None, base: dict | None = None
-) -> JobConfig:
-    """Read a YAML job file (or ``base``), apply overrides, validate.
+def read_job_file(
+    path: str | os.PathLike | None = None, overrides: list[str] | None = None, base: dict | None = None
+) -> dict:
+    """The raw mapping of a YAML job file (or a copy of ``base``), with ``--set`` overrides applied.
 
-    Relative paths in ``data.manifest`` and ``model.pretrained`` stay as written (relative to the
-    working directory), like every other CLI path.
+    Args:
+        path: YAML file (``None``: start from ``base``).
+        overrides: ``section.key=value`` strings (values parsed as YAML).
+        base: a mapping used when ``path`` is ``None`` (deep-copied, never modified).
+
+    Returns:
+        The nested mapping, not yet checked against any dataclass.
+
+    Raises:
+        ConfigError: missing file, invalid YAML or a top level that is not a mapping (naming the file), or
+            a bad override (naming the key).
     """
-    data: dict = dict(base or {})
+    data: dict = copy.deepcopy(dict(base or {}))
     if path is not None:
         p = Path(path)
         if not p.is_file():
@@ -263,5 +278,38 @@ def load_config(
             data = yaml.safe_load(p.read_text()) or {}
         except yaml.YAMLError as e:
             raise ConfigError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
-    data = apply_overrides(data, overrides or [])
-    return from_dict(JobConfig, data).validate()
+        if not isinstance(data, dict):
+            raise ConfigError(f"{p}: expected a mapping of sections, got {type(data).__name__}")
+    return apply_overrides(data, overrides or [])
+
+
+def load_job(
+    cls: type[T], path: str | os.PathLike | None = None, overrides: list[str] | None = None, base: dict | None = None
+) -> T:
+    """Read a job (:func:`read_job_file`), build dataclass ``cls`` from it (:func:`from_dict`) and validate it.
+
+    Args:
+        cls: the job dataclass (:class:`JobConfig`, ``PlannerSFTConfig`` ...); its ``validate()`` is called when
+            it has one and must return the config.
+        path, overrides, base: as in :func:`read_job_file`.
+
+    Returns:
+        The validated config.
+
+    Raises:
+        ConfigError: unreadable file, unknown key (named), bad type or value.
+    """
+    cfg = from_dict(cls, read_job_file(path, overrides, base))
+    validate = getattr(cfg, "validate", None)
+    return validate() if callable(validate) else cfg
+
+
+def load_config(
+    path: str | os.PathLike | None = None, overrides: list[str] | None = None, base: dict | None = None
+) -> JobConfig:
+    """Read a YAML job file (or ``base``), apply overrides, validate.
+
+    Relative paths in ``data.manifest`` and ``model.pretrained`` stay as written (relative to the
+    working directory), like every other CLI path.
+    """
+    return load_job(JobConfig, path, overrides, base)

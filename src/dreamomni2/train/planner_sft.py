@@ -30,15 +30,15 @@ import math
 import os
 import random
 import re
-import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from dreamomni2.train.config import ConfigError, apply_overrides, from_dict, raise_failed
+from dreamomni2.io import atomic_dir, atomic_write_text
+from dreamomni2.train.config import ConfigError, load_job, raise_failed
 
 __all__ = [
     "IGNORE_INDEX",
@@ -162,6 +162,9 @@ def load_planner_config(
 ) -> PlannerSFTConfig:
     """Read a YAML planner job (or ``base``), apply ``key=value`` overrides, validate.
 
+    The same loader as the diffusion trainer's :func:`~dreamomni2.train.config.load_config`
+    (:func:`~dreamomni2.train.config.load_job`), for :class:`PlannerSFTConfig`.
+
     Args:
         path: YAML file (``None``: start from ``base``).
         overrides: ``section.key=value`` strings (values parsed as YAML).
@@ -173,17 +176,7 @@ def load_planner_config(
     Raises:
         ConfigError: unreadable file, unknown key (named), bad type or value.
     """
-    data: dict = dict(base or {})
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"{p}: no such config file")
-        try:
-            data = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
-    data = apply_overrides(data, overrides or [])
-    return from_dict(PlannerSFTConfig, data).validate()
+    return load_job(PlannerSFTConfig, path, overrides, base)
 
 
 # --- examples and tokenisation ----------------------------------------------------------------
@@ -446,44 +439,24 @@ def _lr_lambda(t: PlannerTrainConfig) -> Any:
 
 
 def _save_adapter(model: Any, folder: Path) -> Path:
-    """``save_pretrained`` (safetensors) into ``folder`` atomically (temporary name, then rename)."""
-    tmp = folder.with_name(f".{folder.name}.tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    # save_embedding_layers=False: with lm_head targeted, keep only its LoRA factors, not the full base matrix
-    model.save_pretrained(os.fspath(tmp), safe_serialization=True, save_embedding_layers=False)
-    if folder.exists():
-        shutil.rmtree(folder)
-    os.replace(tmp, folder)
+    """``save_pretrained`` (safetensors) into ``folder`` atomically (:func:`dreamomni2.io.atomic_dir`)."""
+    with atomic_dir(folder) as tmp:
+        # save_embedding_layers=False: with lm_head targeted, keep only its LoRA factors, not the full base matrix
+        model.save_pretrained(os.fspath(tmp), safe_serialization=True, save_embedding_layers=False)
     return folder
 
 
-def train_planner(cfg: PlannerSFTConfig) -> PlannerSFTResult:
-    """Fine-tune the planner VLM with LoRA on the manifest's instruction/prompt pairs.
+def _tokenised_examples(
+    cfg: PlannerSFTConfig, model_dir: Path | str, device: str, dtype: Any
+) -> tuple[Any, list[dict[str, Any]], int]:
+    """Load the manifest's planner examples and tokenise them with the model folder's processor.
 
-    Deterministic for a seed on a given device: the LoRA init, dropout and the example order
-    (a fresh seeded permutation per epoch) all come from ``train.seed``.
-
-    Args:
-        cfg: the validated job config.
+    ``device`` and ``dtype`` are only logged.
 
     Returns:
-        A :class:`PlannerSFTResult` (per-step losses, adapter folder, merged folder).
+        ``(processor, tokenised examples, pad id)``.
     """
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from tqdm.auto import tqdm
-    from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
-
-    from dreamomni2.planner.qwen import _resolve_dtype, resolve_model_dir
-
-    cfg.validate()
-    t = cfg.train
-    device = _device(t.device)
-    dtype = _resolve_dtype(cfg.model.dtype, device)
-    model_dir = resolve_model_dir(cfg.model.path)
-    out_dir = Path(t.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    from transformers import AutoProcessor
 
     examples = load_planner_examples(cfg.data.manifest, cfg.data.max_area, cfg.data.on_bad_row, cfg.data.max_images)
     logger.info(
@@ -497,9 +470,20 @@ def train_planner(cfg: PlannerSFTConfig) -> PlannerSFTResult:
     processor = AutoProcessor.from_pretrained(model_dir, local_files_only=True)
     tokenised = [build_sft_example(processor, e.images, e.instruction, e.task, e.reply) for e in examples]
     pad_id = processor.tokenizer.pad_token_id
-    pad_id = 0 if pad_id is None else int(pad_id)
+    return processor, tokenised, 0 if pad_id is None else int(pad_id)
 
-    torch.manual_seed(t.seed)
+
+def _lora_model(cfg: PlannerSFTConfig, model_dir: Path | str, device: str, dtype: Any) -> tuple[Any, list[Any]]:
+    """The base VLM on ``device`` with LoRA adapters (seeded with ``train.seed``) and its trainable parameters.
+
+    Raises:
+        ConfigError: when ``lora.targets`` match no language-model module.
+    """
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    torch.manual_seed(cfg.train.seed)
     model = Qwen2_5_VLForConditionalGeneration.from_pretrained(model_dir, dtype=dtype, local_files_only=True)
     model.to(device)
     lora = LoraConfig(
@@ -515,22 +499,53 @@ def train_planner(cfg: PlannerSFTConfig) -> PlannerSFTResult:
     if n_train == 0:
         raise ConfigError(f"lora.targets {cfg.lora.targets} match no language-model module")
     logger.info("LoRA: %d trainable parameters (rank %d, targets %s)", n_train, cfg.lora.rank, cfg.lora.targets)
+    return model, params
+
+
+def _batches(n_examples: int, batch_size: int, seed: int) -> Iterator[list[int]]:
+    """Endless batches of example indices: a fresh permutation per epoch (from one ``random.Random(seed)``),
+    taken from its end."""
+    order_rng = random.Random(seed)
+    queue: list[int] = []
+    while True:
+        picked = []
+        for _ in range(batch_size):
+            if not queue:
+                queue = list(range(n_examples))
+                order_rng.shuffle(queue)
+            picked.append(queue.pop())
+        yield picked
+
+
+def _optimise(
+    model: Any,
+    params: list[Any],
+    tokenised: list[dict[str, Any]],
+    pad_id: int,
+    t: PlannerTrainConfig,
+    device: str,
+    dtype: Any,
+    out_dir: Path,
+) -> list[float]:
+    """The training loop: AdamW + LR schedule, grad clipping, logging and periodic adapter checkpoints.
+
+    Returns:
+        The loss of every step.
+
+    Raises:
+        FloatingPointError: on a non-finite loss (naming the step).
+    """
+    import torch
+    from tqdm.auto import tqdm
+
     optimizer = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(t))
-
-    order_rng = random.Random(t.seed)
-    queue: list[int] = []
+    batches = _batches(len(tokenised), t.batch_size, t.seed)
     losses: list[float] = []
     model.train()
     bar = tqdm(total=t.steps, desc="train-planner", disable=not t.progress, dynamic_ncols=True)
     for step in range(1, t.steps + 1):
-        picked = []
-        for _ in range(t.batch_size):
-            if not queue:
-                queue = list(range(len(tokenised)))
-                order_rng.shuffle(queue)
-            picked.append(queue.pop())
-        batch = _to(collate_sft([tokenised[i] for i in picked], pad_id), device, dtype)
+        batch = _to(collate_sft([tokenised[i] for i in next(batches)], pad_id), device, dtype)
         loss = reply_token_loss(model, batch)
         if not math.isfinite(loss.item()):
             raise FloatingPointError(f"non-finite loss {loss.item()} at step {step}")
@@ -549,23 +564,57 @@ def train_planner(cfg: PlannerSFTConfig) -> PlannerSFTResult:
             _save_adapter(model, out_dir / f"step-{step:08d}")
     bar.close()
     model.eval()
+    return losses
 
+
+def _write_outputs(model: Any, processor: Any, cfg: PlannerSFTConfig, out_dir: Path) -> tuple[Path, Path | None]:
+    """Write ``final/`` (adapter + processor), ``merged/`` when ``train.merge``, and ``planner_config.yaml``.
+
+    Returns:
+        ``(final adapter folder, merged folder or None)``.
+    """
     final = _save_adapter(model, out_dir / "final")
     processor.save_pretrained(os.fspath(final))  # the adapter folder is self-describing for inference
     merged_dir = None
-    if t.merge:
+    if cfg.train.merge:
         merged_dir = out_dir / "merged"
-        tmp = out_dir / ".merged.tmp"
-        if tmp.exists():
-            shutil.rmtree(tmp)
         merged = model.merge_and_unload()
-        merged.save_pretrained(os.fspath(tmp), safe_serialization=True)
-        processor.save_pretrained(os.fspath(tmp))
-        if merged_dir.exists():
-            shutil.rmtree(merged_dir)
-        os.replace(tmp, merged_dir)
+        with atomic_dir(merged_dir) as tmp:
+            merged.save_pretrained(os.fspath(tmp), safe_serialization=True)
+            processor.save_pretrained(os.fspath(tmp))
         logger.info("Wrote the merged planner to %s", merged_dir)
-    (out_dir / "planner_config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
+    atomic_write_text(out_dir / "planner_config.yaml", yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
+    return final, merged_dir
+
+
+def train_planner(cfg: PlannerSFTConfig) -> PlannerSFTResult:
+    """Fine-tune the planner VLM with LoRA on the manifest's instruction/prompt pairs.
+
+    Deterministic for a seed on a given device: the LoRA init, dropout and the example order
+    (a fresh seeded permutation per epoch) all come from ``train.seed``.
+
+    Stages: tokenise the examples (:func:`_tokenised_examples`), load the VLM and add LoRA
+    (:func:`_lora_model`), optimise (:func:`_optimise`), write the outputs (:func:`_write_outputs`).
+
+    Args:
+        cfg: the validated job config.
+
+    Returns:
+        A :class:`PlannerSFTResult` (per-step losses, adapter folder, merged folder).
+    """
+    from dreamomni2.planner.qwen import _resolve_dtype, resolve_model_dir
+
+    cfg.validate()
+    t = cfg.train
+    device = _device(t.device)
+    dtype = _resolve_dtype(cfg.model.dtype, device)
+    model_dir = resolve_model_dir(cfg.model.path)
+    out_dir = Path(t.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    processor, tokenised, pad_id = _tokenised_examples(cfg, model_dir, device, dtype)
+    model, params = _lora_model(cfg, model_dir, device, dtype)
+    losses = _optimise(model, params, tokenised, pad_id, t, device, dtype, out_dir)
+    final, merged_dir = _write_outputs(model, processor, cfg, out_dir)
     logger.info("Planner SFT done: %d steps, loss %.4f -> %.4f; adapter %s", t.steps, losses[0], losses[-1], final)
     return PlannerSFTResult(losses=losses, output=final, merged=merged_dir, steps=t.steps)
 
