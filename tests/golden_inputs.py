@@ -60,11 +60,10 @@ def release_folders(work: Path) -> tuple[Path, Path]:
     release = work / "release"
     for sub, seed in (("edit_lora", 1), ("gen_lora", 2)):
         tr = build_tiny_components()["transformer"]
-        tr.add_adapter(
-            LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"], init_lora_weights=False)
-        )
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            torch.manual_seed(seed)  # lora_A's random init and lora_B's values both from this seed
+            tr.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"],
+                                      init_lora_weights=False))  # fmt: skip
             for name, p in tr.named_parameters():
                 if "lora_B" in name:
                     p.data.normal_(0, 0.5)

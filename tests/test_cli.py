@@ -142,7 +142,7 @@ def test_planner_prompt_is_printed(tiny_dir, pics, tmp_path, capsys):
             "--max-area", "4096", "--quiet", "--planner", "mini"]  # fmt: skip
     assert main(args) == 0
     assert "prompt: Make the object in image 1 have the colour of the object in image 2." in capsys.readouterr().out
-    assert main([*args[:-1], "qwen:/no/such/folder"]) == 2
+    assert main([*args[:-1], "qwen:/no/such/folder", "--force"]) == 2
     assert "--planner qwen:/no/such/folder" in capsys.readouterr().err
 
 
@@ -189,3 +189,34 @@ def test_release_cases_through_cli(release_examples, tiny_dir, tmp_path):
         else:
             want = output_size(1024, 1024, max_area=area)
         assert Image.open(out).size == want, case
+
+
+def test_existing_output_needs_force(tiny_dir, pics, tmp_path, capsys):
+    out = tmp_path / "keep.png"
+    out.write_bytes(b"mine")
+    args = ["edit", pics[1], "-i", "make it red", "-o", str(out), "--model", str(tiny_dir), "--steps", "1",
+            "--max-area", "4096", "--quiet"]  # fmt: skip
+    assert main(args) == 2
+    assert "the file exists; pass --force" in capsys.readouterr().err and out.read_bytes() == b"mine"
+    assert main([*args, "--force"]) == 0
+    assert Image.open(out).size == (64, 64)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".keep.png")]  # no temporary file left
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [(["--guidance", "nan"], "Request.guidance must be a finite number"), (["-i", " "], "Request.instruction is empty")],
+)
+def test_silently_wrong_requests_exit_2(tiny_dir, pics, tmp_path, capsys, extra, message):
+    args = ["edit", pics[1], "-i", "make it red", "-o", str(tmp_path / "o.png"), "--model", str(tiny_dir), "--quiet",
+            *extra]  # fmt: skip
+    assert main(args) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_make_tiny_refuses_a_non_empty_folder(tmp_path, capsys):
+    (tmp_path / "mine.txt").write_text("x")
+    assert main(["make-tiny", str(tmp_path)]) == 2
+    assert "exists and is not empty; pass --force" in capsys.readouterr().err
+    assert (tmp_path / "mine.txt").read_text() == "x" and not (tmp_path / "model_index.json").exists()

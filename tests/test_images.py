@@ -55,8 +55,9 @@ def test_not_an_image(tmp_path):
     p.write_text("hello, not a picture")
     with pytest.raises(ImageLoadError) as e:
         load_image(p)
-    assert str(e.value) == f"{p}: not an image file PIL can read"
-    assert isinstance(e.value, ValueError)
+    # one line naming the file and saying it is not an (accepted) image
+    assert str(e.value).startswith(f"{p}: not an image")
+    assert "\n" not in str(e.value) and isinstance(e.value, ValueError)
 
 
 def test_too_many_pixels(tmp_path):

@@ -1,13 +1,25 @@
-"""Safe image loading: the pixel limit is checked from the header, before decoding."""
+"""Safe image loading and atomic saving.
+
+Loading: only an allowlist of formats is decoded (detected by content, never by file name: a PostScript file named
+``.png`` is refused, not handed to Ghostscript); the pixel limit is checked from the header, before decoding; EXIF
+orientation is applied; 16-bit and float images are scaled to 8 bits instead of clipping to white.
+Saving: :func:`save_image` writes to a temporary name, fsyncs and renames (a crash never leaves half a file).
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
 
-__all__ = ["DEFAULT_MAX_PIXELS", "ImageLoadError", "load_image"]
+__all__ = ["ALLOWED_FORMATS", "DEFAULT_MAX_PIXELS", "OUTPUT_FORMATS", "ImageLoadError", "load_image", "save_image"]
+
+#: The formats an input image may be in (Pillow format names); anything else is refused unread.
+ALLOWED_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")
+#: Output file suffix -> Pillow format.
+OUTPUT_FORMATS: dict[str, str] = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 
 #: Refuse images above this many pixels (about 8k x 8k) unless told otherwise.
 DEFAULT_MAX_PIXELS = 64 * 1024 * 1024
@@ -29,15 +41,48 @@ def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
     if not p.is_file():
         raise ImageLoadError(f"{p}: not a file")
     try:
-        with Image.open(p) as im:  # reads the header only
+        with Image.open(p, formats=ALLOWED_FORMATS) as im:  # reads the header only
             w, h = im.size
             if w * h > max_pixels:
                 raise ImageLoadError(f"{p}: {w}x{h} px is above the limit of {max_pixels} pixels")
             im.load()
-            return im.convert("RGB")
+            return _to_rgb(ImageOps.exif_transpose(im))
     except ImageLoadError:
         raise
     except UnidentifiedImageError:
-        raise ImageLoadError(f"{p}: not an image file PIL can read") from None
+        raise ImageLoadError(f"{p}: not an image file in an accepted format ({', '.join(ALLOWED_FORMATS)})") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise ImageLoadError(f"{p}: cannot read image ({e})") from None
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    """RGB, scaling 16-bit / 32-bit integer and float images to 8 bits (Pillow's ``convert`` would clip)."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        a = np.asarray(im, dtype=np.float64)
+        peak = a.max(initial=0)
+        if im.mode.startswith("I;16"):
+            top = 65535.0
+        elif im.mode == "F" and peak <= 1.0:
+            top = 1.0
+        else:
+            top = 65535.0 if peak > 255 else 255.0
+        a = np.clip(a / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(a, mode="L").convert("RGB")
+    return im.convert("RGB")
+
+
+def save_image(image: Image.Image, path: str | os.PathLike) -> Path:
+    """Save ``image`` atomically (temporary sibling, fsync, rename); the format comes from the suffix.
+
+    Raises:
+        ValueError: a suffix other than those of :data:`OUTPUT_FORMATS`.
+    """
+    from dreamomni2.io import atomic_path
+
+    out = Path(path)
+    fmt = OUTPUT_FORMATS.get(out.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"{out}: use a {', '.join(OUTPUT_FORMATS)} file name")
+    with atomic_path(out) as tmp:
+        image.save(tmp, format=fmt)
+    return out

@@ -219,8 +219,10 @@ def build_planner(planner: str | Planner | None, options: SessionOptions, planne
     """
     from dreamomni2.planner.factory import make_planner
 
-    if isinstance(planner, Planner):
-        return planner
+    if isinstance(planner, Planner) or (planner is not None and callable(getattr(planner, "plan", None))):
+        return planner  # a planner instance (or any object with Planner.plan's signature)
+    if planner is not None and not isinstance(planner, str):
+        raise TypeError(f"planner must be a spec string or a Planner, got {type(planner).__name__}")
     if planner is None:
         planner = options.defaults.planner or ("auto" if options.release else "none")
     spec = _release_spec(planner.strip(), options.release)

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from dreamomni2.bench.cli import add_bench_arguments, bench_main, parse_train_spec
+from dreamomni2.cli.bench import add_bench_arguments, bench_main, parse_train_spec
 from dreamomni2.bench.report import (
     format_attribute_table,
     format_kind_table,
@@ -290,15 +290,14 @@ def test_bench_cli(tmp_path, capsys, monkeypatch):
 
 
 def test_mini_planner_through_runner():
-    pytest.importorskip("dreamomni2.mini.planner")
-    from dreamomni2.bench.cli import make_bench_planner
+    """The mini planner, named by spec, maps paraphrases back to the canonical prompts the suite expects."""
+    from dreamomni2.mini.world import canonical_prompt
 
-    assert make_bench_planner("none") is None
-    planner = make_bench_planner("mini")
-    cases = mini_suite(n=4, exclude=frozenset(), paraphrase=True)
-    result = run_mini_bench(CopyFirstPipe(), cases, planner=planner, progress=False)
+    cases = mini_suite(n=8, exclude=frozenset(), paraphrase=True)
+    result = run_mini_bench(CopyFirstPipe(), cases, planner="mini", progress=False)
     assert result.config["planner"] == "mini"
-    assert all(isinstance(r.prompt, str) and r.prompt for r in result.records)
+    assert [r.prompt for r in result.records] == [canonical_prompt(c) for c in cases]
+    assert any(r.prompt != r.instruction for r in result.records)  # the paraphrases were rewritten
 
 
 def test_success_by_images_and_its_table():

@@ -128,7 +128,7 @@ def _data(**kw):
     return DataConfig(**{**base, **kw})
 
 
-def _tensors(encoded):
+def _all_tensors(encoded):
     """Every tensor of an EncodedSample, in a fixed order."""
     return [encoded.target, *encoded.references, encoded.prompt_embeds, encoded.pooled]
 
@@ -143,7 +143,7 @@ def test_encoder_cache_hits_and_invalidation(tiny_pipe, tmp_path):
     again = SampleEncoder(tiny_pipe, _data(), TensorCache(cache_dir))
     b = again.encode(sample, "put it there")
     assert (again.cache.hits, again.cache.misses) == (4, 0)
-    for x, y in zip(_tensors(a), _tensors(b), strict=True):
+    for x, y in zip(_all_tensors(a), _all_tensors(b), strict=True):
         assert torch.equal(x, y)
 
     # a new text: only the text entry is recomputed

@@ -53,6 +53,8 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
+    """The manifest and how its images and texts become model inputs (sizes as the pipeline's)."""
+
     manifest: str = ""
     max_area: int = 1024**2  # target pixel area (the pipeline's max_area)
     reference_max_area: int | None = None  # cap on each reference after snapping
@@ -66,6 +68,8 @@ class DataConfig:
 
 @dataclass
 class NetworkConfig:
+    """What is trained: LoRA adapters on the named transformer modules, or the full transformer."""
+
     type: str = "lora"  # or "full"
     rank: int = 16
     alpha: float = 16.0
@@ -87,6 +91,8 @@ class NetworkConfig:
 
 @dataclass
 class TrainConfig:
+    """Optimisation, timestep sampling, precision, caching, checkpoints and logging."""
+
     output_dir: str = "runs/train"
     steps: int = 1000
     batch_size: int = 1  # global batch per optimizer micro-step, across processes
@@ -117,6 +123,8 @@ class TrainConfig:
 
 @dataclass
 class ValidationCase:
+    """One fixed validation request (images, prompt, task, optional output size)."""
+
     images: list[str] = field(default_factory=list)
     prompt: str = ""
     task: str = "edit"
@@ -126,6 +134,8 @@ class ValidationCase:
 
 @dataclass
 class ValidationConfig:
+    """Sample the validation cases every ``every`` steps (0: never) with ``steps`` denoising steps."""
+
     every: int = 0
     steps: int = 8
     seed: int = 0
@@ -134,6 +144,8 @@ class ValidationConfig:
 
 @dataclass
 class JobConfig:
+    """A whole training job, one section per dataclass (``configs/*.yaml`` are examples)."""
+
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
@@ -141,6 +153,7 @@ class JobConfig:
     validation: ValidationConfig = field(default_factory=ValidationConfig)
 
     def validate(self) -> JobConfig:
+        """Check values across sections; raises :class:`ConfigError` naming the key. Returns ``self``."""
         from dreamomni2.ids import get_policy
 
         checks = [

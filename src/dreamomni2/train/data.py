@@ -41,6 +41,7 @@ class Sample:
     prompt: str | None = None
 
     def text(self, use_prompt: bool = True) -> str:
+        """The text to train on: the planned ``prompt`` when asked for and present, else the instruction."""
         return self.prompt if (use_prompt and self.prompt) else self.instruction
 
 

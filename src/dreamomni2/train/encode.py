@@ -62,6 +62,7 @@ class SampleEncoder:
         return tgt, refs
 
     def bucket_key(self, sample: Sample) -> tuple:
+        """Samples with equal keys have equal target and reference sizes (batchable without padding)."""
         tgt, refs = self.pixel_sizes(sample)
         return (tgt, tuple(refs))
 
