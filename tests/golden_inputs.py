@@ -20,7 +20,10 @@ def tiny_pics(work: Path) -> list[str]:
         p = work / f"im{i}.png"
         random_image(w, h, seed=i).save(p)
         paths.append(str(p))
-    scenes = [Scene(Obj("circle", "red", "solid", "large"), "light"), Scene(Obj("square", "blue", "stripes", "small"), "dark")]
+    scenes = [
+        Scene(Obj("circle", "red", "solid", "large"), "light"),
+        Scene(Obj("square", "blue", "stripes", "small"), "dark"),
+    ]
     for i, scene in enumerate(scenes):
         p = work / f"scene{i}.png"
         render(scene, 32).save(p)
@@ -39,7 +42,8 @@ def cli_cases(work: Path) -> dict[str, list[str]]:
     sc = [str(work / f"scene{i}.png") for i in range(2)]
     return {
         "mini_edit": ["edit", *sc, "-i", "Replace the object in the first image with the object in the second image."],
-        "mini_generate": ["generate", sc[1], "-i", "The object in the first image on a warm background.", "--seed", "3"],
+        "mini_generate": ["generate", sc[1], "-i", "The object in the first image on a warm background.",
+                          "--seed", "3"],
         "mini_edit_planned": ["edit", *sc, "-i", "give the 1st pic the colour of the second picture"],
         "tiny_edit": ["edit", *im, "-i", "make it red", "--model", str(tiny), "--steps", "2", "--max-area", str(SMALL)],
         "tiny_generate": ["generate", *im[:2], "-i", "a cat", "--model", str(tiny), "--steps", "3", "--size", "64x48",
@@ -77,5 +81,6 @@ def release_runs() -> dict[str, tuple]:
     two = [random_image(64, 64, seed=5), random_image(48, 80, seed=6)]
     return {
         "edit": (two, "make it red", "edit", dict(kw, generator=torch.Generator().manual_seed(0))),
-        "generate": (two[:1], "a dog", "generate", dict(kw, height=48, width=64, generator=torch.Generator().manual_seed(1))),
+        "generate": (two[:1], "a dog", "generate",
+                     dict(kw, height=48, width=64, generator=torch.Generator().manual_seed(1))),
     }  # fmt: skip

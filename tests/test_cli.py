@@ -205,7 +205,10 @@ def test_existing_output_needs_force(tiny_dir, pics, tmp_path, capsys):
 
 @pytest.mark.parametrize(
     ("extra", "message"),
-    [(["--guidance", "nan"], "Request.guidance must be a finite number"), (["-i", " "], "Request.instruction is empty")],
+    [
+        (["--guidance", "nan"], "Request.guidance must be a finite number"),
+        (["-i", " "], "Request.instruction is empty"),
+    ],
 )
 def test_silently_wrong_requests_exit_2(tiny_dir, pics, tmp_path, capsys, extra, message):
     args = ["edit", pics[1], "-i", "make it red", "-o", str(tmp_path / "o.png"), "--model", str(tiny_dir), "--quiet",

@@ -116,4 +116,6 @@ def test_packed_noise_rows_follow_their_generators():
 def test_sigma_from_timestep_casts_before_dividing():
     t = torch.tensor(999.0)
     assert flow.sigma_from_timestep(t, 3, torch.float32).tolist() == pytest.approx([0.999] * 3)
-    assert flow.sigma_from_timestep(t, 1, torch.bfloat16).item() == (torch.tensor(999.0).to(torch.bfloat16) / 1000).item()
+    assert (
+        flow.sigma_from_timestep(t, 1, torch.bfloat16).item() == (torch.tensor(999.0).to(torch.bfloat16) / 1000).item()
+    )

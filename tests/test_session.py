@@ -78,7 +78,9 @@ def tiny_session(tmp_path_factory):
     from dreamomni2.testing import save_tiny_pipeline
 
     folder = save_tiny_pipeline(tmp_path_factory.mktemp("tiny") / "model")
-    (Path(folder) / "dreamomni2.json").write_text(json.dumps({"steps": 2, "max_area": 4096, "reference_max_area": 4096}))
+    (Path(folder) / "dreamomni2.json").write_text(
+        json.dumps({"steps": 2, "max_area": 4096, "reference_max_area": 4096})
+    )
     return Session(folder, device="cpu", progress=False)
 
 

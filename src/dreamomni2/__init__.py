@@ -11,6 +11,9 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
+    "Session": "dreamomni2.session",
+    "Request": "dreamomni2.request",
+    "Result": "dreamomni2.request",
     "DreamOmni2Pipeline": "dreamomni2.pipeline",
     "reference_ids": "dreamomni2.ids",
     "ID_POLICIES": "dreamomni2.ids",

@@ -34,7 +34,6 @@ logger = logging.getLogger(__name__)
 __all__ = ["TASKS", "DreamOmni2Pipeline", "ReferenceTokens"]
 
 
-
 class DreamOmni2Pipeline(FluxKontextPipeline):
     r"""Multimodal instruction-based editing and generation on FLUX.1-Kontext components.
 

@@ -32,6 +32,7 @@ __all__ = ["Request", "Result", "Session", "Settings"]
 
 logger = logging.getLogger(__name__)
 
+
 class Session:
     """A loaded model (lazily) and its planner; :meth:`run` does one request.
 

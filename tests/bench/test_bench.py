@@ -6,7 +6,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from dreamomni2.cli.bench import add_bench_arguments, bench_main, parse_train_spec
 from dreamomni2.bench.report import (
     format_attribute_table,
     format_kind_table,
@@ -26,6 +25,7 @@ from dreamomni2.bench.suites import (
     mini_suite,
     overlapping,
 )
+from dreamomni2.cli.bench import add_bench_arguments, bench_main, parse_train_spec
 from dreamomni2.mini.analyzer import summarize
 from dreamomni2.mini.world import SCENE_ATTRS, make_cases, render
 from dreamomni2.planner.base import PlannedPrompt

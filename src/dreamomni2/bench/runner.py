@@ -119,9 +119,18 @@ def _requests(batch: Sequence[Case], idx: Sequence[int], settings: dict[str, Any
 
     size = settings["size"]
     return [
-        Request(case.task, [render(scene, size) for scene in case.images], case.instruction, seed=settings["seed"] + i,
-                steps=settings["steps"], guidance=settings["guidance"], size=(size, size), max_area=size * size,
-                auto_resize=False, id_policy=settings["id_policy"] or "dreamomni2")  # fmt: skip
+        Request(
+            case.task,
+            [render(scene, size) for scene in case.images],
+            case.instruction,
+            seed=settings["seed"] + i,
+            steps=settings["steps"],
+            guidance=settings["guidance"],
+            size=(size, size),
+            max_area=size * size,
+            auto_resize=False,
+            id_policy=settings["id_policy"] or "dreamomni2",
+        )  # fmt: skip
         for i, case in zip(idx, batch, strict=True)
     ]
 
@@ -131,6 +140,13 @@ def _config(cases: Sequence[Case], settings: dict[str, Any], batch_size: int, pl
             "batch_size": batch_size, "id_policy": settings["id_policy"],
             "planner": None if planner is None else getattr(planner, "backend", type(planner).__name__),
             "seconds": round(elapsed, 3)}  # fmt: skip
+
+
+def _check_run(cases: Sequence[Case], batch_size: int, steps: int, size: int) -> None:
+    if not cases:
+        raise ValueError("no cases to run")
+    if batch_size < 1 or steps < 1 or size < 16:
+        raise ValueError(f"need batch_size >= 1, steps >= 1 and size >= 16; got {batch_size}, {steps}, {size}")
 
 
 def run_mini_bench(
@@ -157,13 +173,11 @@ def run_mini_bench(
             :class:`~dreamomni2.pipeline.DreamOmni2Pipeline` (or any callable with its call signature), wrapped in one.
         cases: the cases (e.g. :func:`dreamomni2.bench.suites.mini_suite`).
         planner: ``None`` (the Session's planner; none for a bare pipeline) or a planner / planner spec.
-        steps, guidance: denoising steps and distilled guidance.
+        steps, guidance, id_policy: denoising steps, distilled guidance, reference ids (``None``: ``dreamomni2``).
         seed: case ``i`` uses a CPU ``torch.Generator`` seeded ``seed + i`` (results do not depend on batching).
         size: image side in pixels (a multiple of the 16-px patch; 32 for the mini world).
         batch_size: most cases per pipeline call (cases of one task and image count are batched together).
-        id_policy: reference id policy; ``None`` keeps the default (``dreamomni2``).
-        progress: show a tqdm progress bar over cases.
-        keep_images: also return the output images (in case order).
+        progress, keep_images: a tqdm bar over cases; also return the output images (in case order).
 
     Returns:
         A :class:`BenchResult` with one record per case (in case order) and their summary.
@@ -173,10 +187,7 @@ def run_mini_bench(
     """
     from tqdm.auto import tqdm
 
-    if not cases:
-        raise ValueError("no cases to run")
-    if batch_size < 1 or steps < 1 or size < 16:
-        raise ValueError(f"need batch_size >= 1, steps >= 1 and size >= 16; got {batch_size}, {steps}, {size}")
+    _check_run(cases, batch_size, steps, size)
     session = _session(pipe, planner)
     settings = {"steps": steps, "guidance": guidance, "seed": seed, "size": size, "id_policy": id_policy}
     records: list[CaseRecord | None] = [None] * len(cases)

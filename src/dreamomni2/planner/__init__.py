@@ -46,7 +46,6 @@ __all__ = [
 ]
 
 
-
 def __getattr__(name: str) -> Any:
     """``make_planner`` and ``planner_choices``, imported from the factory on first use (PEP 562)."""
     if name in ("make_planner", "planner_choices"):
