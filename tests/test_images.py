@@ -80,3 +80,48 @@ def test_pixel_limit_is_checked_before_decoding(tmp_path):
         load_image(p, max_pixels=100)
     with pytest.raises(ImageLoadError, match=re.escape(f"{p}: cannot read image (")):
         load_image(p)
+
+
+def test_a_postscript_file_named_png_is_refused_unread(tmp_path):
+    """EPS is not on the allowlist: Pillow would hand it to Ghostscript (an external program)."""
+    from dreamomni2.images import ALLOWED_FORMATS
+
+    p = tmp_path / "evil.png"
+    p.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n")
+    assert "EPS" not in ALLOWED_FORMATS
+    with pytest.raises(ImageLoadError, match=r"evil\.png: not an image file in an accepted format \(PNG, JPEG"):
+        load_image(p)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    arr = np.zeros((4, 8, 3), dtype=np.uint8)
+    arr[:, :4] = 255  # left half white
+    im = Image.fromarray(arr)
+    exif = im.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    p = tmp_path / "rot.jpg"
+    im.save(p, exif=exif, quality=100)
+    out = np.asarray(load_image(p))
+    assert out.shape == (8, 4, 3)  # width and height swapped
+    assert out[:4].mean() > 200 and out[4:].mean() < 50  # the white half is now on top
+
+
+def test_16_bit_png_is_scaled_not_clipped(tmp_path):
+    arr = np.array([[0, 16384, 32768, 65535]], dtype=np.uint16)
+    p = tmp_path / "deep.png"
+    Image.fromarray(arr).save(p)
+    assert Image.open(p).mode.startswith("I")
+    out = np.asarray(load_image(p))[0, :, 0]
+    assert out.tolist() == [0, 64, 128, 255]
+
+
+def test_save_image_is_atomic_and_checks_the_suffix(tmp_path):
+    from dreamomni2.images import save_image
+
+    p = tmp_path / "o.png"
+    p.write_bytes(b"old")
+    save_image(Image.fromarray(_pixels(5, 4)), p)
+    assert np.array_equal(np.asarray(Image.open(p)), _pixels(5, 4))
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["o.png"]
+    with pytest.raises(ValueError, match=r"o\.gif: use a \.png, \.jpg, \.jpeg, \.webp file name"):
+        save_image(Image.fromarray(_pixels(5, 4)), tmp_path / "o.gif")

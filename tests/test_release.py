@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from dreamomni2.pipeline import DreamOmni2Pipeline
+from dreamomni2.planner import parse_reply
 from dreamomni2.release import LORA_FILES, check_release_folder, load_release
 from tests.conftest import random_image
 
@@ -182,7 +183,7 @@ def test_run_with_tiny_vlm_planner(folders, monkeypatch):
     monkeypatch.setattr(rel.planner, "offload", lambda: offloads.append(1) or orig())
     image, planned = _run(rel, "generate")
     assert planned.backend == "qwen" and isinstance(planned.prompt, str) and planned.prompt
-    assert planned.raw_reply or planned.fell_back
+    assert (planned.prompt, planned.fell_back) == parse_reply(planned.raw_reply, "make it red")
     assert image.shape == (64, 64, 3) and np.isfinite(image).all()
     assert offloads == [1] and rel.active_task == "generate"
 

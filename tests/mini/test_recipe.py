@@ -130,6 +130,7 @@ def test_stage_parsing_and_the_shipped_continuation(capsys):
     assert "--stage wants STEPS[:LR[:MIX[:CASES]]]" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # ~15 s: two trainer processes
 def test_recipe_trains_a_stage_in_two_processes(tmp_path):
     """--workers 2 runs each stage as 2 CPU processes (torch.distributed.run) and still writes a whole pipeline."""
     out = tmp_path / "model"

@@ -164,12 +164,12 @@ def write_results(result: Any, path: str | Path) -> tuple[Path, Path]:
     Returns:
         ``(records path, summary path)``.
     """
+    from dreamomni2.io import atomic_write_text
+
     path = Path(path)
-    with path.open("w", encoding="utf-8") as f:
-        for record in result.records:
-            f.write(json.dumps(record.to_dict()) + "\n")
+    atomic_write_text(path, "".join(json.dumps(record.to_dict()) + "\n" for record in result.records))
     spath = summary_path(path)
     payload = {"config": dict(result.config), "summary": result.summary}
-    spath.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    atomic_write_text(spath, json.dumps(payload, indent=2) + "\n")
     logger.info("wrote %d records to %s and the summary to %s", len(result.records), path, spath)
     return path, spath

@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from dreamomni2.tasks import MAX_IMAGES
+
 __all__ = [
     "ConfigError",
     "DataConfig",
@@ -59,7 +61,7 @@ class DataConfig:
     max_area: int = 1024**2  # target pixel area (the pipeline's max_area)
     reference_max_area: int | None = None  # cap on each reference after snapping
     auto_resize: bool = True
-    max_images: int = 5
+    max_images: int = MAX_IMAGES
     on_bad_row: str = "skip"  # or "stop"
     shuffle_references: bool = False  # permute references (not an edit's source), renumbering the text
     max_sequence_length: int = 512

@@ -23,6 +23,7 @@ from pathlib import Path
 from PIL import Image
 
 from dreamomni2.images import DEFAULT_MAX_PIXELS
+from dreamomni2.tasks import MAX_IMAGES
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +114,7 @@ def _parse_row(line_no: int, raw: str, root: Path, max_images: int) -> tuple[Sam
 
 def read_manifest(
     path: str | Path,
-    max_images: int = 5,
+    max_images: int = MAX_IMAGES,
     check_files: bool = True,
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> tuple[list[Sample], list[Problem]]:
@@ -151,7 +152,7 @@ def read_manifest(
     return samples, problems
 
 
-def check_manifest(path: str | Path, max_images: int = 5) -> list[Problem]:
+def check_manifest(path: str | Path, max_images: int = MAX_IMAGES) -> list[Problem]:
     """Every problem of a manifest, with line numbers (empty list: all rows are good)."""
     return read_manifest(path, max_images=max_images)[1]
 

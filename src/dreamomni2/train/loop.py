@@ -321,21 +321,25 @@ class Trainer:
         """Sample the configured validation cases through the real pipeline; images to ``validation/``."""
         if not self.acc.is_main_process or not self.cfg.validation.cases:
             return []
-        from dreamomni2.images import load_image
+        from dreamomni2.images import load_image, save_image
+        from dreamomni2.request import Request
+        from dreamomni2.session import Session
 
         v, model = self.cfg.validation, self.acc.unwrap_model(self.model)
         model.eval()
-        pipe, folder = self._pipeline_for_inference(), self.out / "validation" / f"step-{step:08d}"
+        session = Session.from_pipeline(self._pipeline_for_inference(), planner="none")
+        folder = self.out / "validation" / f"step-{step:08d}"
         folder.mkdir(parents=True, exist_ok=True)
         images = []
         for k, case in enumerate(v.cases):
-            out = pipe(
-                images=[load_image(p) for p in case.images], prompt=case.prompt, task=case.task, width=case.width,
-                height=case.height, num_inference_steps=v.steps, generator=torch.Generator().manual_seed(v.seed),
-                max_area=self.cfg.data.max_area, reference_max_area=self.cfg.data.reference_max_area,
-                _auto_resize=self.cfg.data.auto_resize, id_policy=self.cfg.model.id_policy,
-            ).images[0]  # fmt: skip
-            out.save(folder / f"case-{k}.png")
+            d = self.cfg.data
+            size = None if case.width is None and case.height is None else (case.width, case.height)
+            out = session.run(Request(
+                case.task, [load_image(p) for p in case.images], case.prompt, prompt=case.prompt, steps=v.steps,
+                seed=v.seed, size=size, id_policy=self.cfg.model.id_policy, pipeline_kwargs=dict(
+                    max_area=d.max_area, reference_max_area=d.reference_max_area, _auto_resize=d.auto_resize),
+            )).image  # fmt: skip
+            save_image(out, folder / f"case-{k}.png")
             images.append(out)
             tb = self._writer()
             if tb is not None:
@@ -348,18 +352,20 @@ class Trainer:
 
     def save_final(self) -> Path:
         """LoRA: ``final/pytorch_lora_weights.safetensors`` (diffusers format); full: a pipeline folder."""
+        from dreamomni2.io import atomic_dir
         from dreamomni2.pipeline import DreamOmni2Pipeline
 
         final = self.out / "final"
         self.acc.wait_for_everyone()
         if self.acc.is_main_process:
             model = self.acc.unwrap_model(self.model)
-            if self.cfg.network.type == "lora":
-                from peft.utils import get_peft_model_state_dict
+            with atomic_dir(final) as tmp:  # a crash mid-save never leaves half a final/
+                if self.cfg.network.type == "lora":
+                    from peft.utils import get_peft_model_state_dict
 
-                DreamOmni2Pipeline.save_lora_weights(final, transformer_lora_layers=get_peft_model_state_dict(model))
-            else:
-                self._pipeline_for_inference().save_pretrained(final, safe_serialization=True)
+                    DreamOmni2Pipeline.save_lora_weights(tmp, transformer_lora_layers=get_peft_model_state_dict(model))
+                else:
+                    self._pipeline_for_inference().save_pretrained(tmp, safe_serialization=True)
         self.acc.wait_for_everyone()
         return final
 

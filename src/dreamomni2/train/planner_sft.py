@@ -38,6 +38,7 @@ from typing import Any
 import yaml
 
 from dreamomni2.io import atomic_dir, atomic_write_text
+from dreamomni2.tasks import MAX_IMAGES
 from dreamomni2.train.config import ConfigError, load_job, raise_failed
 
 __all__ = [
@@ -87,7 +88,7 @@ class PlannerDataConfig:
     manifest: str = ""
     max_area: int | None = None  # pixel cap after the Kontext snap (None: the release's sizes); use it at inference too
     on_bad_row: str = "skip"  # or "stop"
-    max_images: int = 5
+    max_images: int = MAX_IMAGES
 
 
 @dataclass
@@ -303,7 +304,7 @@ class PlannerExample:
 
 
 def load_planner_examples(
-    manifest: str | os.PathLike, max_area: int | None = None, on_bad_row: str = "skip", max_images: int = 5
+    manifest: str | os.PathLike, max_area: int | None = None, on_bad_row: str = "skip", max_images: int = MAX_IMAGES
 ) -> list[PlannerExample]:
     """Planner examples from a manifest: rows with a non-empty ``prompt``, images loaded and resized.
 
