@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from dreamomni2.limits import MAX_INPUT_PIXELS
+
 __all__ = ["ALLOWED_FORMATS", "DEFAULT_MAX_PIXELS", "OUTPUT_FORMATS", "ImageLoadError", "load_image", "save_image"]
 
 #: The formats an input image may be in (Pillow format names); anything else is refused unread.
@@ -21,8 +23,8 @@ ALLOWED_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")
 #: Output file suffix -> Pillow format.
 OUTPUT_FORMATS: dict[str, str] = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 
-#: Refuse images above this many pixels (about 8k x 8k) unless told otherwise.
-DEFAULT_MAX_PIXELS = 64 * 1024 * 1024
+#: Refuse images above this many pixels (about 8k x 8k; :data:`dreamomni2.limits.MAX_INPUT_PIXELS`).
+DEFAULT_MAX_PIXELS = MAX_INPUT_PIXELS
 
 
 class ImageLoadError(ValueError):

@@ -16,6 +16,7 @@ from typing import Any
 
 from PIL import Image
 
+from dreamomni2 import limits
 from dreamomni2.model_config import ModelDefaults
 from dreamomni2.planner.base import PlannedPrompt
 from dreamomni2.tasks import MAX_IMAGES, normalize_task
@@ -24,8 +25,8 @@ __all__ = ["LIBRARY_DEFAULTS", "MAX_N", "Request", "Result", "Settings", "check_
 
 #: Used when neither the request, the session nor the model folder sets a value.
 LIBRARY_DEFAULTS: dict[str, Any] = {"steps": 30, "guidance": 3.5, "id_policy": "dreamomni2", "auto_resize": True}
-#: Most images one request may ask for.
-MAX_N = 8
+#: Most images one request may ask for (:data:`dreamomni2.limits.MAX_N`).
+MAX_N = limits.MAX_N
 
 
 @dataclass
@@ -175,7 +176,11 @@ def check_request(request: Request) -> Request:
     name = "instruction" if request.prompt is None else "prompt"
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"Request.{name} is empty; say what to do")
-    for key, low, high in (("steps", 1, None), ("seed", 0, 2**63 - 1), ("n", 1, MAX_N), ("max_area", 256, None)):
+    if len(text) > limits.MAX_PROMPT_CHARS:
+        raise ValueError(f"Request.{name} has {len(text)} characters; the limit is {limits.MAX_PROMPT_CHARS}")
+    bounds = (("steps", 1, limits.MAX_STEPS), ("seed", 0, limits.MAX_SEED), ("n", 1, limits.MAX_N),
+              ("max_area", 256, limits.MAX_OUTPUT_PIXELS))  # fmt: skip
+    for key, low, high in bounds:
         _check_int(key, getattr(request, key), low, high)
     g = request.guidance
     if g is not None and not (isinstance(g, (int, float)) and not isinstance(g, bool) and math.isfinite(g)):
@@ -184,7 +189,9 @@ def check_request(request: Request) -> Request:
         if not (isinstance(request.size, (tuple, list)) and len(request.size) == 2):
             raise TypeError(f"Request.size must be (width, height), got {request.size!r}")
         for v in request.size:
-            _check_int("size", v, 16)
+            _check_int("size", v, limits.MIN_OUTPUT_SIDE, limits.MAX_OUTPUT_SIDE)
+        if request.size[0] * request.size[1] > limits.MAX_OUTPUT_PIXELS:
+            raise ValueError(f"Request.size {request.size[0]}x{request.size[1]} is above {limits.MAX_OUTPUT_PIXELS} px")
     clash = sorted({"images", "prompt", "task"} & set(request.pipeline_kwargs))
     if clash:
         raise TypeError(f"Request.pipeline_kwargs may not set {clash}; use the Request's own fields")
