@@ -228,3 +228,31 @@ def test_session_option_errors_name_the_option(tmp_path):
         Session(device="tpu")
     with pytest.raises(ValueError, match="--max-area 10"):
         Session(max_area=10)
+
+
+def test_reference_latent_cache_skips_repeat_encodings(tiny_session, monkeypatch):
+    from dreamomni2.latent_cache import LatentCache
+
+    session = Session(tiny_session.options.model, device="cpu", progress=False)
+    uncached = Session(tiny_session.options.model, device="cpu", progress=False, latent_cache_bytes=0)
+    calls = []
+    pipe = session.pipe
+    orig = pipe.vae.encode
+    monkeypatch.setattr(pipe.vae, "encode", lambda x, *a, **k: calls.append(x.shape) or orig(x, *a, **k))
+    refs = [random_image(64, 64, seed=1), random_image(48, 80, seed=2)]
+    first = session.run(Request("edit", refs, "make it red", seed=4))
+    assert len(calls) == 2 and len(session.latent_cache) == 2 and session.latent_cache.misses == 2
+    second = session.run(Request("edit", refs, "make it blue", seed=4))
+    assert len(calls) == 2 and session.latent_cache.hits == 2  # no new encoding
+    third = session.run(Request("edit", [refs[1]], "make it red", seed=4))
+    assert len(calls) == 2  # refs[1] at the same prepared size: cached too
+    plain = uncached.run(Request("edit", refs, "make it red", seed=4))
+    assert np.array_equal(np.asarray(first.image), np.asarray(plain.image))  # the cache changes no pixel
+    assert not np.array_equal(np.asarray(first.image), np.asarray(second.image)) and third.image.size == (48, 80)
+    small = LatentCache(max_bytes=100)
+    small.put("a", torch.zeros(10))  # 40 bytes
+    small.put("b", torch.zeros(10))
+    small.put("c", torch.zeros(10))  # evicts "a"
+    assert small.get("a") is None and small.get("c") is not None and small.bytes == 80 and len(small) == 2
+    small.put("big", torch.zeros(100))  # larger than the bound: not kept
+    assert small.get("big") is None

@@ -8,6 +8,7 @@ Saving: :func:`save_image` writes to a temporary name, fsyncs and renames (a cra
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -16,7 +17,15 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from dreamomni2.limits import MAX_INPUT_PIXELS
 
-__all__ = ["ALLOWED_FORMATS", "DEFAULT_MAX_PIXELS", "OUTPUT_FORMATS", "ImageLoadError", "load_image", "save_image"]
+__all__ = [
+    "ALLOWED_FORMATS",
+    "DEFAULT_MAX_PIXELS",
+    "OUTPUT_FORMATS",
+    "ImageLoadError",
+    "load_image",
+    "load_image_bytes",
+    "save_image",
+]
 
 #: The formats an input image may be in (Pillow format names); anything else is refused unread.
 ALLOWED_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")
@@ -42,19 +51,41 @@ def load_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         raise ImageLoadError(f"{p}: no such file")
     if not p.is_file():
         raise ImageLoadError(f"{p}: not a file")
+    return _decode(p, str(p), max_pixels)
+
+
+def load_image_bytes(data: bytes, name: str = "image", max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Decode an image held in memory (an upload) with :func:`load_image`'s rules: allowlist, pixel check first.
+
+    Args:
+        data: the encoded file's bytes.
+        name: what to call it in error messages (a field name such as ``image[1]``, or the upload's file name).
+        max_pixels: refuse images above this many pixels (read from the header, before decoding).
+
+    Raises:
+        ImageLoadError: with a one-line message naming ``name``.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ImageLoadError(f"{name}: expected the file's bytes, got {type(data).__name__}")
+    return _decode(io.BytesIO(bytes(data)), name, max_pixels)
+
+
+def _decode(source: Path | io.BytesIO, label: str, max_pixels: int) -> Image.Image:
+    """Open ``source`` (a path or a byte stream) as RGB; errors are :class:`ImageLoadError` naming ``label``."""
     try:
-        with Image.open(p, formats=ALLOWED_FORMATS) as im:  # reads the header only
+        with Image.open(source, formats=ALLOWED_FORMATS) as im:  # reads the header only
             w, h = im.size
             if w * h > max_pixels:
-                raise ImageLoadError(f"{p}: {w}x{h} px is above the limit of {max_pixels} pixels")
+                raise ImageLoadError(f"{label}: {w}x{h} px is above the limit of {max_pixels} pixels")
             im.load()
             return _to_rgb(ImageOps.exif_transpose(im))
     except ImageLoadError:
         raise
     except UnidentifiedImageError:
-        raise ImageLoadError(f"{p}: not an image file in an accepted format ({', '.join(ALLOWED_FORMATS)})") from None
+        formats = ", ".join(ALLOWED_FORMATS)
+        raise ImageLoadError(f"{label}: not an image file in an accepted format ({formats})") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise ImageLoadError(f"{p}: cannot read image ({e})") from None
+        raise ImageLoadError(f"{label}: cannot read image ({e})") from None
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:

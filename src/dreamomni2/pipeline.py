@@ -121,16 +121,26 @@ class DreamOmni2Pipeline(FluxKontextPipeline):
     def encode_images(
         self, images: Sequence[torch.Tensor], device: torch.device, dtype: torch.dtype
     ) -> list[torch.Tensor]:
-        """VAE-encode each prepared image once (distribution mode, as the release); ``[1, C, h, w]`` each."""
+        """VAE-encode each prepared image once (distribution mode, as the release); ``[1, C, h, w]`` each.
+
+        With a ``latent_cache`` attribute (a :class:`~dreamomni2.latent_cache.LatentCache`, set by the Session), an
+        image already encoded at the same prepared size is not encoded again.
+        """
+        cache = getattr(self, "latent_cache", None)  # a Session's LatentCache (None: plain diffusers behaviour)
         latents = []
         for image in images:
             if self._is_latent(image):
                 latents.append(image.to(device=device, dtype=dtype))
                 continue
-            enc = self.vae.encode(image.to(device=device, dtype=self.vae.dtype))
-            lat = retrieve_latents(enc, sample_mode="argmax")
-            lat = (lat - self.vae.config.shift_factor) * self.vae.config.scaling_factor
-            latents.append(lat.to(dtype))
+            key = None if cache is None else cache.key(image, self.vae.dtype, device, dtype)
+            lat = None if key is None else cache.get(key)
+            if lat is None:
+                enc = self.vae.encode(image.to(device=device, dtype=self.vae.dtype))
+                lat = retrieve_latents(enc, sample_mode="argmax")
+                lat = ((lat - self.vae.config.shift_factor) * self.vae.config.scaling_factor).to(dtype)
+                if key is not None:
+                    cache.put(key, lat)
+            latents.append(lat)
         return latents
 
     def prepare_reference_tokens(

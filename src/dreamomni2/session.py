@@ -24,6 +24,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from dreamomni2.latent_cache import DEFAULT_MAX_BYTES, LatentCache
 from dreamomni2.model_config import ModelDefaults
 from dreamomni2.planner.base import NonePlanner, PlannedPrompt, Planner
 from dreamomni2.request import Request, Result, Settings, check_request, resolve_settings
@@ -54,6 +55,8 @@ class Session:
         planner_options: options for the planner backend (``max_new_tokens``, ``api_key``, ``device`` ...).
         offload_hooks, vae_tiling: see :func:`dreamomni2.memory.apply_memory_mode`.
         progress: show diffusers' progress bar while denoising.
+        latent_cache_bytes: bound of the reference-latent cache (a reference seen before is not VAE-encoded
+            again; 0 turns it off).
     """
 
     def __init__(
@@ -73,6 +76,7 @@ class Session:
         offload_hooks: bool | None = None,
         vae_tiling: bool | None = None,
         progress: bool = True,
+        latent_cache_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         from dreamomni2.loading import check_options
 
@@ -92,6 +96,7 @@ class Session:
         self.task_adapters: dict[str, str] = {}
         self.active_task: str | None = None
         self.load_seconds = 0.0
+        self.latent_cache = LatentCache(latent_cache_bytes)
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -118,6 +123,7 @@ class Session:
         self.offload_hooks = self.vae_tiling = None
         self.progress, self._pipe, self._planner, self.memory_plan = True, pipe, None, None
         self.task_adapters, self.active_task, self.load_seconds = {}, None, 0.0
+        self.latent_cache = LatentCache(0)  # a wrapped pipeline keeps its own behaviour
 
     def with_planner(self, planner: str | Planner | None) -> Session:
         """A Session sharing this one's loaded pipeline but planning with ``planner``."""
@@ -150,6 +156,8 @@ class Session:
         )
         if hasattr(self._pipe, "set_progress_bar_config"):
             self._pipe.set_progress_bar_config(disable=not self.progress, desc="denoising")
+        if self.latent_cache.max_bytes > 0:
+            self._pipe.latent_cache = self.latent_cache
         if self.task_adapters:
             self.use_task("edit")
         self.load_seconds = time.perf_counter() - start
