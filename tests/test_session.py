@@ -256,3 +256,17 @@ def test_reference_latent_cache_skips_repeat_encodings(tiny_session, monkeypatch
     assert small.get("a") is None and small.get("c") is not None and small.bytes == 80 and len(small) == 2
     small.put("big", torch.zeros(100))  # larger than the bound: not kept
     assert small.get("big") is None
+
+
+def test_pickle_only_weights_are_refused(tmp_path, capsys):
+    from dreamomni2.testing import build_tiny_pipeline
+
+    folder = tmp_path / "pickled"
+    build_tiny_pipeline().save_pretrained(folder, safe_serialization=False)
+    assert not list((folder / "vae").glob("*.safetensors")) and list((folder / "vae").glob("*.bin"))
+    with pytest.raises(ValueError, match=r"safetensors only; pickle \.bin files are never loaded"):
+        Session(folder, device="cpu").load()
+    src = tmp_path / "a.png"
+    random_image(32, 32).save(src)
+    argv = ["edit", str(src), "-i", "x", "-o", str(tmp_path / "o.png"), "--model", str(folder), "--quiet"]
+    assert main(argv) == 2 and "safetensors only" in capsys.readouterr().err

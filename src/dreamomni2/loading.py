@@ -160,6 +160,9 @@ def _from_pretrained(options: SessionOptions) -> Any:
     try:
         return DreamOmni2Pipeline.from_pretrained(options.model, dtype=options.dtype, local_files_only=True)
     except (OSError, ValueError) as err:
+        if "safetensors" in str(err) and os.path.isdir(options.model):
+            raise ValueError(f"--model {options.model}: {err} (weights load from safetensors only; pickle .bin "
+                             "files are never loaded)") from None  # fmt: skip
         if options.release is None or (isinstance(err, ValueError) and os.path.isdir(options.model)):
             raise  # a real folder with a bad config: not a "missing" error
         raise FileNotFoundError(

@@ -44,6 +44,18 @@ class DreamOmni2Pipeline(FluxKontextPipeline):
     #: Most reference images a call accepts (the release's benchmark uses up to 5).
     max_images: int = MAX_IMAGES
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: Any, **kwargs: Any) -> DreamOmni2Pipeline:
+        """diffusers' ``from_pretrained`` with ``use_safetensors=True`` by default: pickle weights never load."""
+        kwargs.setdefault("use_safetensors", True)
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+
+    def load_lora_weights(self, pretrained_model_name_or_path_or_dict: Any, adapter_name: str | None = None,
+                          **kwargs: Any) -> None:  # fmt: skip
+        """diffusers' ``load_lora_weights`` with ``use_safetensors=True`` by default (no pickle LoRA files)."""
+        kwargs.setdefault("use_safetensors", True)
+        return super().load_lora_weights(pretrained_model_name_or_path_or_dict, adapter_name=adapter_name, **kwargs)
+
     @property
     def default_max_sequence_length(self) -> int:
         """``min(512, tokenizer_2.model_max_length)``: 512 for FLUX's T5 tokenizer."""

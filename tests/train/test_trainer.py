@@ -165,3 +165,31 @@ def test_two_processes_match_one_process_with_the_doubled_batch(manifest, tmp_pa
     assert lrs("one") == pytest.approx([5e-4, 1e-3, 1e-3 * (1 + math.cos(math.pi / 4)) / 2, 5e-4,
                                         1e-3 * (1 + math.cos(3 * math.pi / 4)) / 2, 0.0])  # fmt: skip
     assert lrs("two") == pytest.approx(lrs("one"))
+
+
+def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(manifest, tmp_path, caplog):
+    """Resume skips a damaged newest checkpoint (says so) and continues from the previous intact one."""
+    first = Trainer(load_config(base=job(manifest, tmp_path, steps=5, checkpoint_every=2, keep_last=2))).train()
+    ckpts = sorted((tmp_path / "checkpoints").iterdir())
+    assert [p.name for p in ckpts] == ["step-00000002", "step-00000004"]
+    (ckpts[-1] / "trainable.safetensors").write_bytes(b"\x00" * 10)  # a torn write
+    resumed = Trainer(load_config(base=job(manifest, tmp_path, steps=5, checkpoint_every=2, keep_last=2,
+                                           resume="auto")))  # fmt: skip
+    with caplog.at_level("WARNING"):
+        res = resumed.train()
+    assert "step-00000004 is damaged" in caplog.text and "resumed from" in caplog.text
+    assert "step-00000002" in caplog.text
+    assert len(res.losses) == 3  # steps 3 to 5 again
+    np.testing.assert_allclose(res.losses, first.losses[2:], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("train", "message"),
+    [({"keep_last": 0}, "train.keep_last must be >= 1"), ({"lr": 0}, "train.lr must be > 0"),
+     ({"lr": float("nan")}, "must be finite numbers")],
+)  # fmt: skip
+def test_config_ranges_are_checked_when_loaded(manifest, tmp_path, train, message):
+    from dreamomni2.train.config import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        load_config(base=job(manifest, tmp_path, **train))

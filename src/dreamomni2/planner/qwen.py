@@ -110,7 +110,7 @@ class QwenPlanner(Planner):
         try:
             processor = AutoProcessor.from_pretrained(self.model_dir, local_files_only=True)
             model = Qwen2_5_VLForConditionalGeneration.from_pretrained(
-                self.model_dir, dtype=dtype, local_files_only=True
+                self.model_dir, dtype=dtype, local_files_only=True, use_safetensors=True
             )
         except OSError as err:
             raise FileNotFoundError(f"Cannot load the planner VLM from {self.model_dir!r}: {err}") from err

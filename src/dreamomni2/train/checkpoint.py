@@ -92,12 +92,17 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"cannot store {type(o).__name__} in a checkpoint")
 
 
-def latest_checkpoint(folder: str | os.PathLike) -> Path | None:
-    """The newest complete ``step-*`` folder (temporary folders are ignored)."""
+def complete_checkpoints(folder: str | os.PathLike) -> list[Path]:
+    """Every complete ``step-*`` folder, oldest first (temporary folders are ignored)."""
     root = Path(folder)
     if not root.is_dir():
-        return None
-    done = sorted(p for p in root.iterdir() if _NAME.match(p.name) and (p / "state.json").is_file())
+        return []
+    return sorted(p for p in root.iterdir() if _NAME.match(p.name) and (p / "state.json").is_file())
+
+
+def latest_checkpoint(folder: str | os.PathLike) -> Path | None:
+    """The newest complete ``step-*`` folder (temporary folders are ignored)."""
+    done = complete_checkpoints(folder)
     return done[-1] if done else None
 
 

@@ -175,12 +175,32 @@ class JobConfig:
             (self.train.mixed_precision in ("no", "bf16", "fp16"), "train.mixed_precision: no|bf16|fp16"),
             (len(self.train.adam_betas) == 2, "train.adam_betas needs two values"),
         ]
-        raise_failed(checks)
+        raise_failed(checks + self._range_checks())
         try:
             get_policy(self.model.id_policy)
         except ValueError as e:
             raise ConfigError(f"model.id_policy: {e}") from None
         return self
+
+    def _range_checks(self) -> list[tuple[bool, str]]:
+        """Numeric ranges: positive rates and areas, at least one checkpoint kept, finite values."""
+        import math
+
+        t, d = self.train, self.data
+        finite = all(math.isfinite(v) for v in (t.lr, t.weight_decay, t.adam_eps, t.max_grad_norm, t.guidance))
+        return [
+            (finite, "train: lr, weight_decay, adam_eps, max_grad_norm and guidance must be finite numbers"),
+            (t.lr > 0, f"train.lr must be > 0, got {t.lr}"),
+            (t.keep_last >= 1, f"train.keep_last must be >= 1 (0 would delete every checkpoint), got {t.keep_last}"),
+            (t.checkpoint_every >= 0, f"train.checkpoint_every must be >= 0, got {t.checkpoint_every}"),
+            (t.warmup_steps >= 0 and t.weight_decay >= 0, "train.warmup_steps and train.weight_decay must be >= 0"),
+            (t.log_every > 0, f"train.log_every must be > 0, got {t.log_every}"),
+            (d.max_area > 0, f"data.max_area must be > 0, got {d.max_area}"),
+            (d.reference_max_area is None or d.reference_max_area > 0, "data.reference_max_area must be > 0"),
+            (0 < d.max_images <= MAX_IMAGES, f"data.max_images must be between 1 and {MAX_IMAGES}"),
+            (self.network.rank > 0 and 0 <= self.network.dropout < 1, "network.rank must be > 0, dropout in [0, 1)"),
+            (self.validation.every >= 0 and self.validation.steps > 0, "validation.every >= 0, validation.steps > 0"),
+        ]
 
 
 def raise_failed(checks: list[tuple[Any, str]]) -> None:

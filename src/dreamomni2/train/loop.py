@@ -19,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from dreamomni2.train.cache import TensorCache
-from dreamomni2.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from dreamomni2.train.checkpoint import complete_checkpoints, load_checkpoint, save_checkpoint
 from dreamomni2.train.config import JobConfig
 from dreamomni2.train.data import Sample, bucket_batches, read_manifest, renumber_images
 from dreamomni2.train.encode import EncodedSample, SampleEncoder
@@ -216,15 +216,28 @@ class Trainer:
 
     # checkpoints -------------------------------------------------------------
     def _resume(self) -> tuple[int, int, int]:
+        """Restore the named checkpoint, or (``auto``) the newest intact one, falling back past damaged ones."""
         r = self.cfg.train.resume
-        ckpt = latest_checkpoint(self.out / "checkpoints") if r == "auto" else (Path(r) if r else None)
-        if ckpt is None:
-            return 0, 0, 0
-        if not (ckpt / "state.json").is_file():
-            raise ValueError(f"train.resume: {ckpt} is not a complete checkpoint")
-        st = load_checkpoint(ckpt, self.trainable, self.optimizer, self.scheduler, {"noise": self.noise_gen})
-        logger.info("resumed from %s (step %d)", ckpt, st["step"])
-        return st["step"], st["position"]["epoch"], st["position"]["batch"]
+        if r == "auto":
+            candidates = list(reversed(complete_checkpoints(self.out / "checkpoints")))
+        elif r:
+            candidates = [Path(r)]
+            if not (candidates[0] / "state.json").is_file():
+                raise ValueError(f"train.resume: {r} is not a complete checkpoint")
+        else:
+            candidates = []
+        for k, ckpt in enumerate(candidates):
+            try:
+                st = load_checkpoint(ckpt, self.trainable, self.optimizer, self.scheduler, {"noise": self.noise_gen})
+            except Exception as e:  # a damaged file: safetensors/JSON errors of many kinds
+                if r != "auto" or k == len(candidates) - 1:
+                    raise ValueError(f"train.resume: checkpoint {ckpt} is damaged ({type(e).__name__}: {e})") from e
+                logger.warning("checkpoint %s is damaged (%s); trying the previous one", ckpt, e)
+                continue
+            logger.warning("resumed from %s (step %d)", ckpt, st["step"]) if k else logger.info(
+                "resumed from %s (step %d)", ckpt, st["step"])  # fmt: skip
+            return st["step"], st["position"]["epoch"], st["position"]["batch"]
+        return 0, 0, 0
 
     def _save(self, step: int, epoch: int, batch: int) -> None:
         if self.acc.is_main_process:

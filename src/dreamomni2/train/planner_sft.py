@@ -485,7 +485,9 @@ def _lora_model(cfg: PlannerSFTConfig, model_dir: Path | str, device: str, dtype
     from transformers import Qwen2_5_VLForConditionalGeneration
 
     torch.manual_seed(cfg.train.seed)
-    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(model_dir, dtype=dtype, local_files_only=True)
+    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(
+        model_dir, dtype=dtype, local_files_only=True, use_safetensors=True
+    )
     model.to(device)
     lora = LoraConfig(
         r=cfg.lora.rank,
