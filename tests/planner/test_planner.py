@@ -9,6 +9,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
@@ -252,6 +253,19 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, json.dumps({"choices": [{"message": {"role": "assistant", "content": None}}]}).encode())
         elif mode == "error":
             self._send(200, json.dumps({"error": {"message": "model not found"}}).encode())
+        elif mode == "huge":
+            self._send(200, b" " * (5 * 1024 * 1024))
+        elif mode == "trickle":  # one byte every 0.2 s: each socket read succeeds, the whole call never ends
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            try:
+                for _ in range(1000):
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                    time.sleep(0.2)
+            except OSError:
+                pass
         else:
             reply = {"choices": [{"message": {"role": "assistant", "content": "<gen>A cat in a red hat.</gen>"}}]}
             self._send(200, json.dumps(reply).encode())
@@ -362,3 +376,49 @@ def test_make_planner_bad_spec(spec: str):
 def test_make_planner_unknown_option():
     with pytest.raises(TypeError, match="temprature"):
         make_planner("none", temprature=0)
+
+
+@pytest.fixture(scope="module")
+def old_known_pair():
+    import re
+
+    from dreamomni2.planner import base
+
+    return re.compile(rf"<({'|'.join(base._KNOWN_TAGS)})>(.*?)</\1>", re.IGNORECASE | re.DOTALL)
+
+
+def test_first_known_pair_equals_the_lazy_regex(old_known_pair):
+    """The linear-time pair finder finds what the (quadratic) lazy regex found, on strings made of tag pieces."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from dreamomni2.planner.base import _first_known_pair
+
+    pieces = st.sampled_from(["<gen>", "</gen>", "<EDIT>", "</edit>", "<prompt>", "</Prompt>", "a", " ", "\n", "<x>"])
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.lists(pieces, max_size=14).map("".join))
+    def check(text):
+        m = old_known_pair.search(text)
+        assert _first_known_pair(text) == (m.group(2) if m else None)
+
+    check()
+
+
+def test_huge_or_tag_flooded_replies_fall_back(caplog):
+    from dreamomni2.planner.base import MAX_REPLY_CHARS
+
+    assert parse_reply("<gen>" * 13000, "instr") == ("instr", True)  # 65 KB of openings: linear, no prompt
+    assert parse_reply("x" * (MAX_REPLY_CHARS + 1), "instr") == ("instr", True)
+    assert "over the 65536 limit" in caplog.text
+    assert parse_reply("<gen>Make it red.</gen>" + "<gen>" * 10000, "i") == ("Make it red.", False)
+
+
+def test_endpoint_reply_is_bounded_in_time_and_size(server):
+    trickle = OpenAIPlanner(f"{server}/trickle/v1", timeout=1.0)
+    start = time.monotonic()
+    with pytest.raises(PlannerError, match=r"no complete reply within 1s"):
+        trickle.plan([], "A cat.", "generate")
+    assert time.monotonic() - start < 3  # the whole call, not each socket read
+    with pytest.raises(PlannerError, match="sent more than 4194304 bytes"):
+        OpenAIPlanner(f"{server}/huge/v1", timeout=10).plan([], "A cat.", "generate")

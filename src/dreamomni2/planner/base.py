@@ -107,7 +107,10 @@ _KNOWN_TAGS = ("gen", "edit", "prompt", "answer", "generation", "editing", "outp
 _TAG = r"[A-Za-z][\w-]*"
 _ROLE_HEADER = re.compile(r"<\|im_start\|>\s*(?:assistant|user|system)?[ \t]*\n?")
 _SPECIAL_TOKEN = re.compile(r"<\|[A-Za-z0-9_]+\|>")
-_KNOWN_PAIR = re.compile(rf"<({'|'.join(_KNOWN_TAGS)})>(.*?)</\1>", re.IGNORECASE | re.DOTALL)
+_KNOWN_OPEN = re.compile(rf"<({'|'.join(_KNOWN_TAGS)})>", re.IGNORECASE)
+_KNOWN_CLOSE = {tag: re.compile(rf"</{tag}>", re.IGNORECASE) for tag in _KNOWN_TAGS}
+#: Longest planner reply parsed (a longer one is unusable: the instruction is used, flagged ``fell_back``).
+MAX_REPLY_CHARS = 65536
 _WHOLE_PAIR = re.compile(rf"^<({_TAG})>(.*)</\1>$", re.DOTALL)
 _LEADING_TAG = re.compile(rf"^</?{_TAG}>")
 _TRAILING_TAG = re.compile(rf"</?{_TAG}>$")
@@ -115,6 +118,21 @@ _KNOWN_TAG_ANYWHERE = re.compile(rf"</?(?:{'|'.join(_KNOWN_TAGS)})>", re.IGNOREC
 _FENCE_OPEN = re.compile(r"^```[\w-]*[ \t]*\n?")
 _FENCE_CLOSE = re.compile(r"\n?```$")
 _QUOTES = (('"', '"'), ("'", "'"), ("\u201c", "\u201d"), ("\u2018", "\u2019"), ("`", "`"))
+
+
+def _first_known_pair(text: str) -> str | None:
+    """The content of the first ``<tag>...</tag>`` pair of a known tag (what a lazy regex search finds), in linear
+    time: an opening tag counts when a closing tag of its name comes after it; the content ends at the first one."""
+    last_close = {}
+    for tag, pattern in _KNOWN_CLOSE.items():
+        for m in pattern.finditer(text):
+            last_close[tag] = m.start()
+    for m in _KNOWN_OPEN.finditer(text):
+        tag = m.group(1).lower()
+        if last_close.get(tag, -1) >= m.end():
+            close = _KNOWN_CLOSE[tag].search(text, m.end())
+            return text[m.end() : close.start()]
+    return None
 
 
 def _unwrap_once(text: str) -> str:
@@ -152,10 +170,14 @@ def parse_reply(reply: str | None, fallback: str) -> tuple[str, bool]:
         reply was empty or whitespace-only and ``prompt`` is ``fallback``.
     """
     text = reply or ""
+    if len(text) > MAX_REPLY_CHARS:
+        logger.warning("Planner reply of %d characters is over the %d limit; using the instruction as the prompt.",
+                       len(text), MAX_REPLY_CHARS)  # fmt: skip
+        return fallback, True
     text = _SPECIAL_TOKEN.sub("", _ROLE_HEADER.sub("", text))
-    match = _KNOWN_PAIR.search(text)
-    if match:
-        text = match.group(2)
+    inner = _first_known_pair(text)
+    if inner is not None:
+        text = inner
     for _ in range(16):
         new = _unwrap_once(text)
         if new == text:

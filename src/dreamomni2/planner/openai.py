@@ -22,7 +22,35 @@ from PIL import Image
 from dreamomni2.planner.base import Planner, PlannerError, build_user_text, normalize_task
 from dreamomni2.planner.registry import PlannerBackend, register_planner
 
-__all__ = ["OpenAIPlanner", "image_data_url"]
+__all__ = ["MAX_REPLY_BYTES", "OpenAIPlanner", "image_data_url"]
+
+#: Largest reply body read from an endpoint (a chat reply is a few KB).
+MAX_REPLY_BYTES = 4 * 1024 * 1024
+
+
+def _call_with_deadline(fn: Any, seconds: float, url: str) -> Any:
+    """Run ``fn`` in a daemon thread and wait at most ``seconds`` for the whole call (connect, send, headers,
+    body): a server that trickles bytes cannot hold the caller past the deadline. Exceptions propagate."""
+    import threading
+
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # handed to the caller
+            box["error"] = e
+        finally:
+            done.set()
+
+    threading.Thread(target=run, daemon=True, name="planner-request").start()
+    if not done.wait(seconds):
+        raise PlannerError(f"Planner endpoint {url} sent no complete reply within {seconds:g}s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +133,19 @@ class OpenAIPlanner(Planner):
             "max_tokens": self.max_tokens,
         }
 
+    def _post(self, request: urllib.request.Request) -> bytes:
+        """Send the request; read the reply in pieces, refusing one over :data:`MAX_REPLY_BYTES`."""
+        with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            chunks, size = [], 0
+            while True:
+                chunk = response.read1(65536)
+                if not chunk:
+                    return b"".join(chunks)
+                size += len(chunk)
+                if size > MAX_REPLY_BYTES:
+                    raise PlannerError(f"Planner endpoint {self.url} sent more than {MAX_REPLY_BYTES} bytes")
+                chunks.append(chunk)
+
     def generate_reply(self, images: list[Image.Image], instruction: str, task: str) -> str:
         """POST the request and return the first choice's message content (``""`` when absent)."""
         body = json.dumps(self.build_payload(images, instruction, task)).encode("utf-8")
@@ -113,8 +154,7 @@ class OpenAIPlanner(Planner):
             headers["Authorization"] = f"Bearer {self.api_key}"
         request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                raw = response.read()
+            raw = _call_with_deadline(lambda: self._post(request), self.timeout, self.url)
         except urllib.error.HTTPError as err:
             detail = err.read().decode("utf-8", "replace") if err.fp is not None else ""
             raise PlannerError(
