@@ -162,6 +162,7 @@ def test_planned_prompt_and_planning_off():
         (dict(instruction="x" * 4001), ValueError, "Request.instruction has 4001 characters; the limit is 4000"),
         (dict(seed=-1), ValueError, "Request.seed"),
         (dict(pipeline_kwargs={"prompt": "x"}), TypeError, "may not set"),
+        (dict(instruction="caf\udce9"), ValueError, "Request.instruction is not valid UTF-8 text"),
     ],
 )
 def test_bad_requests_name_the_field(kwargs, error, message):
@@ -270,3 +271,14 @@ def test_pickle_only_weights_are_refused(tmp_path, capsys):
     random_image(32, 32).save(src)
     argv = ["edit", str(src), "-i", "x", "-o", str(tmp_path / "o.png"), "--model", str(folder), "--quiet"]
     assert main(argv) == 2 and "safetensors only" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [(dict(height=0, width=32), "height must be an integer of at least 16 px, got 0"),
+     (dict(width=-32, height=32), "width must be an integer of at least 16 px"),
+     (dict(max_area=-5), "max_area must be an integer of at least 256 px, got -5")],
+)  # fmt: skip
+def test_pipeline_refuses_non_positive_sizes(tiny_pipe, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_pipe(images=[random_image(32, 32)], prompt="x", task="generate", num_inference_steps=1, **kwargs)

@@ -175,6 +175,12 @@ class DreamOmni2Pipeline(FluxKontextPipeline):
         max_area: int,
     ) -> tuple[int, int]:
         """Output ``(height, width)``: edit defaults to the first image's prepared size, else 1024^2-like."""
+        multiple = self.vae_scale_factor * 2
+        for name, v in (("height", height), ("width", width)):
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < multiple):
+                raise ValueError(f"{name} must be an integer of at least {multiple} px, got {v!r}.")
+        if not isinstance(max_area, int) or isinstance(max_area, bool) or max_area < multiple * multiple:
+            raise ValueError(f"max_area must be an integer of at least {multiple * multiple} px, got {max_area!r}.")
         default = self.default_sample_size * self.vae_scale_factor
         w, h = target_size(task, first_image_size, (width, height), max_area, self.vae_scale_factor * 2, default)
         if (h, w) != (height, width):

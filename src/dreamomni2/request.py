@@ -176,6 +176,10 @@ def check_request(request: Request) -> Request:
     name = "instruction" if request.prompt is None else "prompt"
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"Request.{name} is empty; say what to do")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"Request.{name} is not valid UTF-8 text") from None
     if len(text) > limits.MAX_PROMPT_CHARS:
         raise ValueError(f"Request.{name} has {len(text)} characters; the limit is {limits.MAX_PROMPT_CHARS}")
     bounds = (("steps", 1, limits.MAX_STEPS), ("seed", 0, limits.MAX_SEED), ("n", 1, limits.MAX_N),

@@ -97,3 +97,45 @@ def test_renumber_and_buckets():
     assert len(e0) == 5 and all(len(b) == 2 for b in e0)
     assert all(len({keys[i] for i in b}) == 1 for b in e0)  # no mixed buckets: no padding needed
     assert {i for b in e0 for i in b} == set(range(8))  # every sample seen each epoch
+
+
+def test_manifest_paths_must_stay_inside_its_folder(tmp_path, capsys):
+    import json as _json
+    import os
+
+    from PIL import Image as _Image
+
+    from dreamomni2.train.data import read_manifest
+
+    data, outside = tmp_path / "data", tmp_path / "elsewhere"
+    data.mkdir()
+    outside.mkdir()
+    for folder in (data, outside):
+        _Image.new("RGB", (32, 32)).save(folder / "a.png")
+    (data / "link.png").symlink_to(outside / "a.png")
+    os.mkfifo(data / "fifo.png")
+    rows = [
+        {"task": "edit", "images": ["a.png"], "instruction": "x", "target": "a.png"},
+        {"task": "edit", "images": ["../elsewhere/a.png"], "instruction": "x", "target": "a.png"},
+        {"task": "edit", "images": [str(outside / "a.png")], "instruction": "y", "target": "a.png"},
+        {"task": "edit", "images": ["link.png"], "instruction": "z", "target": "a.png"},
+        {"task": "edit", "images": ["fifo.png"], "instruction": "w", "target": "a.png"},
+        {"task": "edit", "images": ["a.png"], "instruction": 5, "target": "a.png"},
+    ]
+    manifest = data / "m.jsonl"
+    manifest.write_text("\n".join(_json.dumps(r) for r in rows) + "\n")
+    samples, problems = read_manifest(manifest)
+    assert [s.line for s in samples] == [1]
+    found = {p.line: p.message for p in problems}
+    assert "'../elsewhere/a.png' leaves the manifest's folder" in found[2]
+    assert "leaves the manifest's folder" in found[3] and "leaves the manifest's folder" in found[4]
+    assert found[5] == f"image {data / 'fifo.png'} is not a regular file"
+    assert found[6] == "instruction must be a string, got int"
+    ok, _ = read_manifest(manifest, allowed_roots=(outside,))
+    assert [s.line for s in ok] == [1, 2, 3, 4]
+    assert main(["data", "check", str(manifest)]) == 1
+    assert "leaves the manifest's folder" in capsys.readouterr().out
+    bad = tmp_path / "latin1.jsonl"
+    bad.write_bytes(b'{"instruction": "caf\xe9"}\n')
+    assert main(["data", "check", str(bad)]) == 2
+    assert "not UTF-8 text" in capsys.readouterr().err

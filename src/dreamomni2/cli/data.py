@@ -27,7 +27,7 @@ def data_main(args: argparse.Namespace) -> int:
 
     try:
         samples, problems = read_manifest(args.manifest, max_images=args.max_images)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ValueError) as e:
         raise UsageError(str(e)) from None
     for p in problems:
         print(f"{args.manifest}:{p}")

@@ -65,6 +65,7 @@ class DataConfig:
     on_bad_row: str = "skip"  # or "stop"
     shuffle_references: bool = False  # permute references (not an edit's source), renumbering the text
     max_sequence_length: int = 512
+    allowed_roots: list[str] = field(default_factory=list)  # folders outside the manifest's that rows may name
     use_prompt: bool = True  # train on the planned "prompt" column when present, else the instruction
 
 

@@ -58,10 +58,14 @@ class Problem:
 
 
 def _check_image(path: Path, max_pixels: int) -> str | None:
-    if not path.is_file():
+    from dreamomni2.images import ALLOWED_FORMATS
+
+    if not path.exists():
         return f"missing image {path}"
+    if not path.is_file():
+        return f"image {path} is not a regular file"
     try:
-        with Image.open(path) as im:
+        with Image.open(path, formats=ALLOWED_FORMATS) as im:
             w, h = im.size
             if w * h > max_pixels:
                 return f"image {path} is {w}x{h}, above {max_pixels} pixels"
@@ -71,7 +75,19 @@ def _check_image(path: Path, max_pixels: int) -> str | None:
     return None
 
 
-def _parse_row(line_no: int, raw: str, root: Path, max_images: int) -> tuple[Sample | None, list[str]]:
+def _outside_root(paths: list, root: Path, allowed: tuple[Path, ...] = ()) -> list[str]:
+    """Errors for paths that leave the manifest's folder and the allowed roots (absolute, ``..``, symlinks out)."""
+    bases = (root.resolve(), *(Path(a).resolve() for a in allowed))
+    out = []
+    for p in paths:
+        if isinstance(p, str) and p and not any((root / p).resolve().is_relative_to(b) for b in bases):
+            out.append(f"path {p!r} leaves the manifest's folder {root} (allow other folders with data.allowed_roots)")
+    return out
+
+
+def _parse_row(
+    line_no: int, raw: str, root: Path, max_images: int, allowed: tuple[Path, ...] = ()
+) -> tuple[Sample | None, list[str]]:
     try:
         row = json.loads(raw)
     except json.JSONDecodeError as e:
@@ -91,8 +107,11 @@ def _parse_row(line_no: int, raw: str, root: Path, max_images: int) -> tuple[Sam
     if len(images) > max_images:
         errors.append(f"{len(images)} images, more than max_images={max_images}")
     instruction = row.get("instruction")
-    if not isinstance(instruction, str) or not instruction.strip():
+    if not isinstance(instruction, str):
+        errors.append(f"instruction must be a string, got {type(instruction).__name__}")
+    elif not instruction.strip():
         errors.append("empty instruction")
+    errors += _outside_root([*images, row.get("target")], root, allowed)
     prompt = row.get("prompt")
     if prompt is not None and not isinstance(prompt, str):
         errors.append("prompt must be a string")
@@ -117,11 +136,14 @@ def read_manifest(
     max_images: int = MAX_IMAGES,
     check_files: bool = True,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    allowed_roots: tuple[str | Path, ...] = (),
 ) -> tuple[list[Sample], list[Problem]]:
     """Read a manifest; returns the good samples and every problem (line numbers are 1-based).
 
+    Image and target paths must resolve (after symlinks) inside the manifest's folder or one of ``allowed_roots``.
+
     Raises:
-        FileNotFoundError: when the manifest itself is missing.
+        FileNotFoundError: when the manifest itself is missing. ValueError: a manifest that is not UTF-8.
     """
     path = Path(path)
     if not path.is_file():
@@ -129,10 +151,14 @@ def read_manifest(
     root = path.parent
     samples, problems, seen = [], [], {}
     checked: dict[Path, str | None] = {}
-    for line_no, raw in enumerate(path.read_text().splitlines(), start=1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    for line_no, raw in enumerate(text.splitlines(), start=1):
         if not raw.strip():
             continue
-        sample, errors = _parse_row(line_no, raw, root, max_images)
+        sample, errors = _parse_row(line_no, raw, root, max_images, tuple(Path(a) for a in allowed_roots))
         if sample is not None and check_files:
             for p in (*sample.images, sample.target):
                 if p not in checked:

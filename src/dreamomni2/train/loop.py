@@ -65,7 +65,9 @@ class Trainer:
     # setup -----------------------------------------------------------------
     def _load_data(self) -> None:
         d = self.cfg.data
-        self.samples, problems = read_manifest(d.manifest, max_images=d.max_images)
+        self.samples, problems = read_manifest(
+            d.manifest, max_images=d.max_images, allowed_roots=tuple(d.allowed_roots)
+        )
         self.skipped = len(problems)
         if problems:
             listing = "; ".join(str(p) for p in problems[:5]) + (" ..." if len(problems) > 5 else "")
