@@ -186,8 +186,10 @@ def test_hand_written_irregular_examples(instruction: str, task: str, n_images: 
 )
 def test_fallback_to_instruction(instruction: str, task: str, n_images: int, caplog: pytest.LogCaptureFixture) -> None:
     images = [render(sample_case(random.Random(1), "generate", "concrete").images[0])] * n_images
+    with pytest.raises(PlanError, match="the mini planner does not understand"):
+        MiniPlanner().plan(images, instruction, task)  # strict (the default): it never guesses
     with caplog.at_level(logging.WARNING):
-        planned = MiniPlanner().plan(images, instruction, task)
+        planned = MiniPlanner(strict=False).plan(images, instruction, task)
     tag = "edit" if task == "edit" else "gen"
     assert planned == PlannedPrompt(instruction, f"<{tag}></{tag}>", "mini", True)
     assert any(r.levelno == logging.WARNING for r in caplog.records)
@@ -261,3 +263,20 @@ def test_make_cases_unchanged_by_irregular_instructions() -> None:
     for seed, digest in expected.items():
         dump = json.dumps([c.to_dict() for c in make_cases(seed, 200)], sort_keys=True).encode()
         assert hashlib.sha256(dump).hexdigest() == digest
+
+
+def test_an_unknown_attribute_word_is_refused_not_planned_as_replace(tmp_path, capsys) -> None:
+    from dreamomni2.cli import main
+
+    text = "make the 1st pic look like the tint of pic 2"
+    with pytest.raises(PlanError, match="no attribute I know .* and no replace word"):
+        parse_instruction(text, "edit", 2)
+    scenes = sample_case(random.Random(0), "edit", "concrete").images[:2]
+    paths = []
+    for i, scene in enumerate(scenes):
+        paths.append(str(tmp_path / f"{i}.png"))
+        render(scene).save(paths[-1])
+    assert main(["edit", *paths, "-i", text, "-o", str(tmp_path / "o.png"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "the mini planner does not understand" in err and "say e.g." in err
+    assert not (tmp_path / "o.png").exists()

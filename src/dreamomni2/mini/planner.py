@@ -253,6 +253,11 @@ def _pair_refs(text: str, tokens: list[_Token]) -> dict[str, int]:
     return refs
 
 
+#: Words that ask for the whole object to be replaced (an edit naming no attribute must say one of these: the
+#: planner never guesses "replace" for an attribute word it does not know).
+_REPLACE_CUE = re.compile(r"replac|swap|\bput|exchang|substitut|\buse\b|switch|instead|place|bring|\btake|move|insert")
+
+
 def parse_instruction(instruction: str, task: str, n_images: int | None = None) -> ParsedInstruction:
     """Understand a mini-world instruction.
 
@@ -294,6 +299,12 @@ def parse_instruction(instruction: str, task: str, n_images: int | None = None) 
         if len(obj_attrs) > 1 or "shape" in obj_attrs:
             raise PlanError(f"cannot edit {obj_attrs} at once")
         kind = obj_attrs[0] if obj_attrs else "background" if "background" in attr_words else "replace"
+        if kind == "replace" and not _REPLACE_CUE.search(text):
+            raise PlanError(
+                f"no attribute I know (shape, colour, pattern, size, background) and no replace word in {instruction!r}"
+                "; say e.g. 'Make the object in image 1 have the colour of the object in image 2.' or "
+                "'Replace the object in image 1 with the object in image 2.'"
+            )
         return ParsedInstruction(task, kind, {"object" if kind == "replace" else kind: others[0]})
 
     if "background" not in values:
@@ -356,6 +367,11 @@ class MiniPlanner(Planner):
 
     backend = "mini"
 
+    def __init__(self, strict: bool = True) -> None:
+        #: ``True``: an instruction it does not understand raises :class:`PlanError` (it never guesses);
+        #: ``False``: the instruction itself becomes the prompt, flagged ``fell_back`` (with a warning).
+        self.strict = strict
+
     def plan(self, images: Sequence[Image.Image], instruction: str, task: str) -> PlannedPrompt:
         """Plan the prompt for one request.
 
@@ -375,6 +391,11 @@ class MiniPlanner(Planner):
         for i, img in enumerate(images):
             if not isinstance(img, Image.Image):
                 raise TypeError(f"images[{i}] is a {type(img).__name__}, not a PIL image.")
+        if self.strict:
+            try:
+                parse_instruction(instruction, task, len(images))
+            except PlanError as err:
+                raise PlanError(f"the mini planner does not understand {instruction[:200]!r}: {err}") from None
         raw = self.generate_reply(list(images), instruction, task)
         prompt, fell_back = parse_reply(raw, instruction)
         return PlannedPrompt(prompt=prompt, raw_reply=raw, backend=self.backend, fell_back=fell_back)
