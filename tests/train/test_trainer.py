@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from dreamomni2.mini.world import make_cases, write_cases
 from dreamomni2.train.config import load_config
-from dreamomni2.train.loop import Trainer
+from dreamomni2.train.loop import FAULT_KILL_ENV, Trainer
 
 WIDE = ["to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out", "proj_out",
         "x_embedder", "ff.net.0.proj", "ff.net.2", "proj_mlp", "norm_out.linear"]  # fmt: skip
@@ -96,8 +96,8 @@ def test_changing_one_image_invalidates_only_its_entry(manifest, tmp_path):
     assert t2.encoder.cache.misses == 1 and t2.encoder.cache.hits == lookups - 1
 
 
-def _run_cli(cfg_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # same threads in every run: bitwise-equal maths
+def _run_cli(cfg_path, extra_env=None):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(extra_env or {})}  # same threads: bitwise-equal maths
     return subprocess.Popen([sys.executable, "-m", "dreamomni2.cli", "train", str(cfg_path)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
 
@@ -112,20 +112,13 @@ def test_sigkill_and_resume_gives_the_same_weights(manifest, tmp_path):
     cfg = job(manifest, tmp_path / "killed", steps=steps, checkpoint_every=1, keep_last=2, resume="auto")
     cfg_path = tmp_path / "killed.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg))
-    proc = _run_cli(cfg_path)
-    ckpts = tmp_path / "killed" / "checkpoints"
     kill_at = 4 + int.from_bytes(os.urandom(1), "little") % 5  # a random step in 4..8
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        done = sorted(p.name for p in ckpts.glob("step-*")) if ckpts.exists() else []
-        if done and int(done[-1][5:]) >= kill_at:
-            proc.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.02)
-    proc.wait()
+    proc = _run_cli(cfg_path, {FAULT_KILL_ENV: str(kill_at)})  # the run kills itself after that checkpoint
+    ckpts = tmp_path / "killed" / "checkpoints"
+    proc.wait(timeout=180)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
     assert not (tmp_path / "killed" / "final").exists()
-    assert len(list(ckpts.glob("step-*"))) <= 2  # keep-last-N
+    assert sorted(p.name for p in ckpts.glob("step-*")) == [f"step-{kill_at - 1:08d}", f"step-{kill_at:08d}"]
     resumed = _run_cli(cfg_path)
     out, err = resumed.communicate(timeout=180)
     assert resumed.returncode == 0, err.decode()[-2000:]

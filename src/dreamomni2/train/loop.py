@@ -247,6 +247,7 @@ class Trainer:
                 self.out / "checkpoints", step, self.trainable, self.optimizer, self.scheduler,
                 {"noise": self.noise_gen}, {"epoch": epoch, "batch": batch}, self.cfg.train.keep_last,
             )  # fmt: skip
+            _fault_point(step)
         self.acc.wait_for_everyone()
 
     def _writer(self):
@@ -383,6 +384,20 @@ class Trainer:
                     self._pipeline_for_inference().save_pretrained(tmp, safe_serialization=True)
         self.acc.wait_for_everyone()
         return final
+
+
+#: Fault injection for tests: the process SIGKILLs itself right after writing this step's checkpoint, so a
+#: kill-and-resume test kills at a known step whatever the machine's load (never set it otherwise).
+FAULT_KILL_ENV = "DREAMOMNI2_FAULT_KILL_AFTER_CHECKPOINT"
+
+
+def _fault_point(step: int) -> None:
+    import os
+    import signal
+
+    if os.environ.get(FAULT_KILL_ENV) == str(step):
+        logger.warning("%s=%d: killing this process (fault test)", FAULT_KILL_ENV, step)
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def train(cfg: JobConfig) -> TrainResult:
