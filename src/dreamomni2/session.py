@@ -94,7 +94,7 @@ class Session:
         self._planner: Planner | None = None
         self.memory_plan: Any = None
         self.task_adapters: dict[str, str] = {}
-        self.active_task: str | None = None
+        self._shared: dict[str, Any] = {"active_task": None}  # shared with with_planner() copies (one pipeline)
         self.load_seconds = 0.0
         self.latent_cache = LatentCache(latent_cache_bytes)
 
@@ -122,16 +122,22 @@ class Session:
         self._planner_arg, self.lora_scale, self.planner_options = planner, 1.0, {}
         self.offload_hooks = self.vae_tiling = None
         self.progress, self._pipe, self._planner, self.memory_plan = True, pipe, None, None
-        self.task_adapters, self.active_task, self.load_seconds = {}, None, 0.0
+        self.task_adapters, self._shared, self.load_seconds = {}, {"active_task": None}, 0.0
         self.latent_cache = LatentCache(0)  # a wrapped pipeline keeps its own behaviour
 
     def with_planner(self, planner: str | Planner | None) -> Session:
-        """A Session sharing this one's loaded pipeline but planning with ``planner``."""
+        """A Session sharing this one's pipeline (loaded now if it is not) but planning with ``planner``."""
+        self.load()
         other = copy.copy(self)
         other._planner_arg, other._planner = planner, None
         return other
 
     # ------------------------------------------------------------------ loading
+    @property
+    def active_task(self) -> str | None:
+        """The task whose adapter is active (shared by every Session on the same pipeline)."""
+        return self._shared["active_task"]
+
     @property
     def loaded(self) -> bool:
         """Whether the pipeline is loaded."""
@@ -181,7 +187,7 @@ class Session:
         if self.task_adapters and task != self.active_task:
             logger.debug("Switching the LoRA adapter to %r", self.task_adapters[task])
             self.pipe.set_adapters(self.task_adapters[task], adapter_weights=self.lora_scale)
-        self.active_task = task
+        self._shared["active_task"] = task
         return task
 
     # ------------------------------------------------------------------ requests

@@ -258,6 +258,28 @@ def _pair_refs(text: str, tokens: list[_Token]) -> dict[str, int]:
 _REPLACE_CUE = re.compile(r"replac|swap|\bput|exchang|substitut|\buse\b|switch|instead|place|bring|\btake|move|insert")
 
 
+def _parse_edit(
+    instruction: str, text: str, images: list[int], obj_attrs: list[str], attr_words: set[str], values: dict
+) -> ParsedInstruction:
+    """The edit branch of :func:`parse_instruction`: one reference besides image 1, at most one attribute."""
+    task = "edit"
+    others = sorted(set(images) - {1})
+    if len(others) != 1:
+        raise PlanError(f"an edit needs exactly one reference image besides image 1, got {others}")
+    if values:
+        raise PlanError(f"an edit names no values, got {values}")
+    if len(obj_attrs) > 1 or "shape" in obj_attrs:
+        raise PlanError(f"cannot edit {obj_attrs} at once")
+    kind = obj_attrs[0] if obj_attrs else "background" if "background" in attr_words else "replace"
+    if kind == "replace" and not _REPLACE_CUE.search(text):
+        raise PlanError(
+            f"no attribute I know (shape, colour, pattern, size, background) and no replace word in {instruction!r}"
+            "; say e.g. 'Make the object in image 1 have the colour of the object in image 2.' or "
+            "'Replace the object in image 1 with the object in image 2.'"
+        )
+    return ParsedInstruction(task, kind, {"object" if kind == "replace" else kind: others[0]})
+
+
 def parse_instruction(instruction: str, task: str, n_images: int | None = None) -> ParsedInstruction:
     """Understand a mini-world instruction.
 
@@ -291,22 +313,7 @@ def parse_instruction(instruction: str, task: str, n_images: int | None = None) 
             values[t.attr] = t.value
 
     if task == "edit":
-        others = sorted(set(images) - {1})
-        if len(others) != 1:
-            raise PlanError(f"an edit needs exactly one reference image besides image 1, got {others}")
-        if values:
-            raise PlanError(f"an edit names no values, got {values}")
-        if len(obj_attrs) > 1 or "shape" in obj_attrs:
-            raise PlanError(f"cannot edit {obj_attrs} at once")
-        kind = obj_attrs[0] if obj_attrs else "background" if "background" in attr_words else "replace"
-        if kind == "replace" and not _REPLACE_CUE.search(text):
-            raise PlanError(
-                f"no attribute I know (shape, colour, pattern, size, background) and no replace word in {instruction!r}"
-                "; say e.g. 'Make the object in image 1 have the colour of the object in image 2.' or "
-                "'Replace the object in image 1 with the object in image 2.'"
-            )
-        return ParsedInstruction(task, kind, {"object" if kind == "replace" else kind: others[0]})
-
+        return _parse_edit(instruction, text, images, obj_attrs, attr_words, values)
     if "background" not in values:
         raise PlanError("a generation needs a background value")
     if not obj_attrs:
