@@ -1,4 +1,4 @@
-"""Command line: ``dreamomni2 edit|generate|train|train-planner|data|bench|make-tiny``, one module per command.
+"""Command line: ``dreamomni2 edit|generate|train|train-planner|data|bench|make-tiny|web|serve``, one module each.
 
 A thin layer over the library: every command builds its objects from the Python API (``edit``/``generate`` and
 ``bench`` through :class:`dreamomni2.session.Session`). Bad input (missing or unreadable files, bad sizes or
@@ -12,7 +12,7 @@ import argparse
 import logging
 import sys
 
-from dreamomni2.cli import bench, data, run, tiny, train
+from dreamomni2.cli import bench, data, run, serve, tiny, train, web
 from dreamomni2.cli.errors import EXIT_FAILURE, EXIT_USAGE, Parser, UsageError
 
 __all__ = ["EXIT_FAILURE", "EXIT_USAGE", "UsageError", "build_parser", "main"]
@@ -25,6 +25,8 @@ _COMMANDS = {
     "data": data.data_main,
     "bench": bench.bench_main,
     "make-tiny": tiny.tiny_main,
+    "web": web.web_main,
+    "serve": serve.serve_main,
 }
 
 
@@ -37,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_parsers(sub)
     bench.add_parsers(sub)
     tiny.add_parsers(sub)
+    web.add_parsers(sub)
+    serve.add_parsers(sub)
     return parser
 
 

@@ -127,10 +127,16 @@ def build_request(fields: Mapping[str, Any], images: Sequence[Any], task: str, p
     _response_format(fields.get("response_format"))
     n = _int("n", fields.get("n"))
     request = Request(
-        _task(task if fields.get("task") is None else fields["task"]), list(images), fields["prompt"], plan=_plan(fields.get("planner"), planners),
-        steps=_int("steps", fields.get("steps")), guidance=_float("guidance", fields.get("guidance")),
-        seed=_int("seed", fields.get("seed")), size=_size(fields.get("size")), n=1 if n is None else n,
-    )  # fmt: skip
+        _task(task if fields.get("task") is None else fields["task"]),
+        list(images),
+        fields["prompt"],
+        plan=_plan(fields.get("planner"), planners),
+        steps=_int("steps", fields.get("steps")),
+        guidance=_float("guidance", fields.get("guidance")),
+        seed=_int("seed", fields.get("seed")),
+        size=_size(fields.get("size")),
+        n=1 if n is None else n,
+    )
     try:
         return check_request(request)
     except (ValueError, TypeError) as e:

@@ -15,8 +15,8 @@ __all__ = ["HISTORY_COLUMNS", "add_row", "history_row", "history_table"]
 
 #: The history table's columns, in order.
 HISTORY_COLUMNS: tuple[str, ...] = (
-    "#", "task", "planner", "instruction", "prompt", "seed", "steps", "guidance", "size", "n", "id policy", "inputs",
-    "seconds",
+    "#", "task", "prompt", "seed", "steps", "guidance", "size", "n", "id policy", "inputs", "seconds", "planner",
+    "instruction",
 )  # fmt: skip
 
 
@@ -36,9 +36,10 @@ def history_row(
     s = result.settings
     image = result.images[0] if result.images else None
     size = f"{image.width}x{image.height}" if image is not None else ""
-    values = (number, s.task, planner, instruction, result.prompt, s.seed, s.steps, s.guidance, size, s.n,
-              s.id_policy, inputs, round(float(seconds), 2))  # fmt: skip
-    return dict(zip(HISTORY_COLUMNS, values, strict=True))
+    values = {"#": number, "task": s.task, "prompt": result.prompt, "seed": s.seed, "steps": s.steps,
+              "guidance": s.guidance, "size": size, "n": s.n, "id policy": s.id_policy, "inputs": inputs,
+              "seconds": round(float(seconds), 2), "planner": planner, "instruction": instruction}  # fmt: skip
+    return {c: values[c] for c in HISTORY_COLUMNS}
 
 
 def add_row(rows: Sequence[dict[str, Any]], row: dict[str, Any]) -> list[dict[str, Any]]:
