@@ -40,7 +40,7 @@ from dreamomni2.mini.world import (
     Scene,
     canonical_prompt,
 )
-from dreamomni2.planner.base import PlannedPrompt, Planner, build_user_text, normalize_task, parse_reply
+from dreamomni2.planner.base import PlannedPrompt, Planner, PlanRefused, build_user_text, normalize_task, parse_reply
 from dreamomni2.planner.registry import PlannerBackend, register_planner
 
 __all__ = ["MiniPlanner", "ParsedInstruction", "PlanError", "parse_instruction", "plan_text", "wrap_reply"]
@@ -51,7 +51,7 @@ logger = logging.getLogger(__name__)
 REPLY_TAGS: dict[str, str] = {"edit": "edit", "generate": "gen"}
 
 
-class PlanError(ValueError):
+class PlanError(PlanRefused):
     """The instruction could not be mapped to a canonical prompt (unknown wording, ambiguity, bad image number)."""
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "NonePlanner",
     "PlannedPrompt",
     "Planner",
+    "PlanRefused",
     "PlannerError",
     "build_user_text",
     "normalize_task",
@@ -43,6 +44,10 @@ TASK_SUFFIXES: dict[str, str] = {"edit": " It is editing task.", "generate": " I
 
 class PlannerError(RuntimeError):
     """The planner backend failed (unreachable endpoint, HTTP error, malformed reply)."""
+
+
+class PlanRefused(ValueError):
+    """The planner did not understand the instruction and says so instead of guessing (the prompt is at fault)."""
 
 
 @dataclass

@@ -85,10 +85,10 @@ def _outcome(job: Job) -> Any:
     """The finished job's result, or its failure as an ApiError."""
     if job.future.cancelled():
         raise ApiError(503, "the server is shutting down; retry", code="unavailable")
-    from dreamomni2.mini.planner import PlanError
+    from dreamomni2.planner.base import PlanRefused
 
     err = job.future.exception()
-    if isinstance(err, PlanError):  # the planner could not read the instruction: the prompt is at fault
+    if isinstance(err, PlanRefused):  # the planner could not read the instruction: the prompt is at fault
         raise ApiError(400, str(err), param="prompt", code="unplannable_prompt")
     if isinstance(err, (ValueError, TypeError)):
         raise from_request_error(err, {"instruction": "prompt", "images": "image"})
