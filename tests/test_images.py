@@ -39,7 +39,7 @@ def test_other_modes_become_rgb(tmp_path):
     rgba = tmp_path / "rgba.png"
     Image.new("RGBA", (2, 2), (10, 20, 30, 0)).save(rgba)
     im = load_image(rgba)
-    assert im.mode == "RGB" and im.getpixel((1, 1)) == (10, 20, 30)
+    assert im.mode == "RGB" and im.getpixel((1, 1)) == (255, 255, 255)  # fully transparent: white, not (10, 20, 30)
 
 
 def test_missing_file_and_folder(tmp_path):
@@ -125,3 +125,24 @@ def test_save_image_is_atomic_and_checks_the_suffix(tmp_path):
     assert sorted(x.name for x in tmp_path.iterdir()) == ["o.png"]
     with pytest.raises(ValueError, match=r"o\.gif: use a \.png, \.jpg, \.jpeg, \.webp file name"):
         save_image(Image.fromarray(_pixels(5, 4)), tmp_path / "o.gif")
+
+
+def test_alpha_palette_cmyk_and_gif_convert_to_8_bit_rgb(tmp_path):
+    rgba = np.zeros((2, 2, 4), dtype=np.uint8)
+    rgba[0, 0] = (255, 0, 0, 255)  # opaque red
+    rgba[0, 1] = (0, 255, 0, 0)  # fully transparent green: white
+    rgba[1, 0] = (0, 0, 0, 128)  # half-transparent black: mid grey
+    rgba[1, 1] = (0, 0, 255, 255)
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "a.png")
+    out = np.asarray(load_image(tmp_path / "a.png")).astype(int)
+    assert out[0, 0].tolist() == [255, 0, 0] and out[0, 1].tolist() == [255, 255, 255]
+    assert out[1, 1].tolist() == [0, 0, 255] and abs(out[1, 0] - 127).max() <= 1
+    pal = Image.fromarray(_pixels(4, 4)).convert("P", palette=Image.Palette.ADAPTIVE, colors=8)
+    pal.save(tmp_path / "p.png")
+    assert np.array_equal(np.asarray(load_image(tmp_path / "p.png")), np.asarray(pal.convert("RGB")))
+    Image.new("CMYK", (3, 3), (0, 255, 255, 0)).save(tmp_path / "c.jpg", quality=100)
+    assert np.abs(np.asarray(load_image(tmp_path / "c.jpg")).astype(int) - [255, 0, 0]).max() <= 3
+    frames = [Image.new("RGB", (4, 4), c) for c in ((200, 0, 0), (0, 200, 0))]
+    frames[0].save(tmp_path / "g.gif", save_all=True, append_images=frames[1:])
+    first = np.asarray(load_image(tmp_path / "g.gif"))
+    assert first.shape == (4, 4, 3) and first[0, 0, 0] > 150 and first[0, 0, 1] < 50  # the first frame

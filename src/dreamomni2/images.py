@@ -89,7 +89,8 @@ def _decode(source: Path | io.BytesIO, label: str, max_pixels: int) -> Image.Ima
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:
-    """RGB, scaling 16-bit / 32-bit integer and float images to 8 bits (Pillow's ``convert`` would clip)."""
+    """RGB: 16-bit / 32-bit integer and float images scaled to 8 bits (Pillow's ``convert`` would clip); alpha
+    composited over white."""
     if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         a = np.asarray(im, dtype=np.float64)
         peak = a.max(initial=0)
@@ -101,7 +102,11 @@ def _to_rgb(im: Image.Image) -> Image.Image:
             top = 65535.0 if peak > 255 else 255.0
         a = np.clip(a / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return Image.fromarray(a, mode="L").convert("RGB")
-    return im.convert("RGB")
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")  # transparent pixels over white, not whatever colour they happen to hold
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return im.convert("RGB")  # palette, CMYK, L, 1, YCbCr: Pillow's conversions
 
 
 def save_image(image: Image.Image, path: str | os.PathLike) -> Path:
