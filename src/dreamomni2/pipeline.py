@@ -11,9 +11,11 @@ Multi-image latent layout after the DreamOmni2 release (dvlab-research/DreamOmni
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import PIL.Image
 import torch
 from diffusers.pipelines.flux.pipeline_flux_kontext import (
@@ -111,6 +113,8 @@ class DreamOmni2Pipeline(FluxKontextPipeline):
                 continue
             if isinstance(image, (list, tuple)):
                 raise ValueError(f"Image {i + 1} is a list; pass one image per reference.")
+            if not isinstance(image, (PIL.Image.Image, np.ndarray, torch.Tensor)):
+                raise TypeError(f"Image {i + 1} is a {type(image).__name__}; pass a PIL image, an array or a tensor.")
             w, h = self._image_size(image)
             if w < multiple or h < multiple:
                 raise ValueError(f"Image {i + 1} is {w}x{h} px, smaller than one latent patch ({multiple} px).")
@@ -204,8 +208,9 @@ class DreamOmni2Pipeline(FluxKontextPipeline):
         if latents is None:
             latents = packed_noise(batch_size, self.latent_channels, (lh, lw), generator, device, dtype)
         else:
-            if latents.shape[0] != batch_size:
-                raise ValueError(f"latents has batch {latents.shape[0]}, expected {batch_size}.")
+            want = (batch_size, (lh // 2) * (lw // 2), self.latent_channels * 4)
+            if tuple(latents.shape) != want:
+                raise ValueError(f"latents has shape {tuple(latents.shape)}, expected {want} (packed [B, N, 4C]).")
             latents = latents.to(device=device, dtype=dtype)
         ids = target_ids(*packed_size(lh, lw)).to(device)
         return latents, ids, (lh, lw)
@@ -355,8 +360,10 @@ class DreamOmni2Pipeline(FluxKontextPipeline):
             raise ValueError(f"negative prompt batch {uncond[0].shape[0]} != prompt batch {cond[0].shape[0]}.")
         return cond, uncond
 
-    def _check_call(self, prompts: dict[str, Any], height: int, width: int, tensor_inputs, max_len: int, n: int):
-        """diffusers' prompt/size checks, plus ``num_images_per_prompt >= 1``."""
+    def _check_call(
+        self, prompts: dict[str, Any], height: int, width: int, tensor_inputs, max_len: int, n: int, guidance: float
+    ):
+        """diffusers' prompt/size checks, plus ``num_images_per_prompt >= 1`` and a finite guidance."""
         self.check_inputs(
             prompts["prompt"], prompts["prompt_2"], height, width,
             negative_prompt=prompts["negative_prompt"], negative_prompt_2=prompts["negative_prompt_2"],
@@ -367,6 +374,8 @@ class DreamOmni2Pipeline(FluxKontextPipeline):
         )  # fmt: skip
         if n < 1:
             raise ValueError(f"num_images_per_prompt must be >= 1, got {n}.")
+        if not isinstance(guidance, (int, float)) or not math.isfinite(guidance):
+            raise ValueError(f"guidance_scale must be a finite number, got {guidance!r}.")
 
     def prepare_sequence(
         self,
@@ -428,7 +437,7 @@ class DreamOmni2Pipeline(FluxKontextPipeline):
         if max_sequence_length is None:
             max_sequence_length = self.default_max_sequence_length
         self._check_call(prompts, height, width, callback_on_step_end_tensor_inputs, max_sequence_length,
-                         num_images_per_prompt)  # fmt: skip
+                         num_images_per_prompt, guidance_scale)  # fmt: skip
         self._guidance_scale, self._joint_attention_kwargs = guidance_scale, joint_attention_kwargs or {}
         self._current_timestep, self._interrupt = None, False
         device = self._execution_device

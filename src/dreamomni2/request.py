@@ -174,7 +174,9 @@ def check_request(request: Request) -> Request:
     images = _check_images(task, request.images)
     text = request.instruction if request.prompt is None else request.prompt
     name = "instruction" if request.prompt is None else "prompt"
-    if not isinstance(text, str) or not text.strip():
+    if not isinstance(text, str):
+        raise TypeError(f"Request.{name} must be a str, got {type(text).__name__}")
+    if not text.strip():
         raise ValueError(f"Request.{name} is empty; say what to do")
     try:
         text.encode("utf-8")
@@ -187,8 +189,10 @@ def check_request(request: Request) -> Request:
     for key, low, high in bounds:
         _check_int(key, getattr(request, key), low, high)
     g = request.guidance
-    if g is not None and not (isinstance(g, (int, float)) and not isinstance(g, bool) and math.isfinite(g)):
-        raise ValueError(f"Request.guidance must be a finite number, got {request.guidance!r}")
+    if g is not None and (not isinstance(g, (int, float)) or isinstance(g, bool)):
+        raise TypeError(f"Request.guidance must be a number, got {type(g).__name__}")
+    if g is not None and not math.isfinite(g):
+        raise ValueError(f"Request.guidance must be a finite number, got {g!r}")
     if request.size is not None:
         if not (isinstance(request.size, (tuple, list)) and len(request.size) == 2):
             raise TypeError(f"Request.size must be (width, height), got {request.size!r}")

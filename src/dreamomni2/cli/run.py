@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import time
 from pathlib import Path
 
@@ -85,11 +86,35 @@ def session_from_args(args: argparse.Namespace, planner: str | None = None):
                           device=args.device, dtype=args.dtype, progress=not args.quiet)  # fmt: skip
     except (ValueError, FileNotFoundError) as e:
         raise UsageError(str(e)) from None
+    _check_weight_headers(args)
     try:
         session.planner  # noqa: B018  (a bad --planner is reported before anything loads)
     except (ValueError, FileNotFoundError) as e:
         raise UsageError(f"--planner {spec}: {e}" if spec else str(e)) from None
     return session
+
+
+def _check_weight_headers(args: argparse.Namespace) -> None:
+    """Read the header of every ``--lora`` / ``--release`` LoRA file (cheap), so a damaged one is named up front."""
+    from safetensors import safe_open
+
+    from dreamomni2.loading import LORA_FILES
+
+    files: list[tuple[str, Path]] = []
+    for lora in args.lora:
+        path = Path(lora)
+        files += [(f"--lora {lora}", f) for f in (sorted(path.glob("*.safetensors")) if path.is_dir() else [path])]
+    if args.release:
+        files += [(f"--release {args.release}", Path(args.release) / rel) for rel in LORA_FILES.values()]
+    for flag, file in files:
+        if file.suffix != ".safetensors" or not file.is_file():
+            continue
+        try:
+            with safe_open(str(file), framework="pt"):
+                pass
+        except Exception as e:  # safetensors raises its own error type (and OSError) on a damaged header
+            why = " ".join(str(e).split())
+            raise UsageError(f"{flag}: {file.name} is not a readable safetensors file ({why})") from None
 
 
 def _check_output(args: argparse.Namespace) -> Path:
@@ -98,6 +123,8 @@ def _check_output(args: argparse.Namespace) -> Path:
     out = Path(args.output)
     if not out.parent.exists():
         raise UsageError(f"-o {out}: folder {out.parent} does not exist")
+    if out.is_dir():
+        raise UsageError(f"-o {out}: is a folder; name an image file, e.g. -o {out / 'out.png'}")
     if out.suffix.lower() not in OUTPUT_FORMATS:
         raise UsageError(f"-o {out}: use a .png, .jpg or .webp file name")
     if out.exists() and not args.force:
@@ -105,9 +132,20 @@ def _check_output(args: argparse.Namespace) -> Path:
     return out
 
 
+#: Request field -> the flag that sets it (so a refused request names the flag, not only the field).
+_FLAGS = {"images": "IMAGE", "instruction": "-i/--instruction", "steps": "--steps", "guidance": "--guidance",
+          "seed": "--seed", "size": "--size", "max_area": "--max-area", "id_policy": "--id-policy"}  # fmt: skip
+
+
+def _flag_of(message: str) -> str | None:
+    """The flag a :func:`~dreamomni2.request.check_request` message is about (``Request.steps ...`` -> ``--steps``)."""
+    m = re.match(r"Request\.(\w+)", message)
+    return _FLAGS.get(m.group(1)) if m else None
+
+
 def _request(args: argparse.Namespace):
     from dreamomni2.images import ImageLoadError, load_image
-    from dreamomni2.request import Request
+    from dreamomni2.request import Request, check_request
     from dreamomni2.tasks import MAX_IMAGES
 
     if len(args.images) > MAX_IMAGES:
@@ -116,11 +154,17 @@ def _request(args: argparse.Namespace):
         images = [load_image(p) for p in args.images]
     except ImageLoadError as e:
         raise UsageError(str(e)) from None
-    return Request(
+    request = Request(
         "edit" if args.command == "edit" else "generate", images, args.instruction, steps=args.steps,
         guidance=args.guidance, seed=args.seed, size=args.size, id_policy=args.id_policy, max_area=args.max_area,
         auto_resize=False if args.no_auto_resize else None,
     )  # fmt: skip
+    try:
+        check_request(request)  # refused before anything loads, naming the flag
+    except (ValueError, TypeError) as e:
+        flag = _flag_of(str(e))
+        raise UsageError(f"{flag}: {e}" if flag else str(e)) from None
+    return request
 
 
 def run_main(args: argparse.Namespace) -> int:

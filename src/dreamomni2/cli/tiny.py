@@ -24,7 +24,9 @@ def tiny_main(args: argparse.Namespace) -> int:
     from dreamomni2.testing import save_tiny_pipeline
 
     folder = Path(args.folder)
-    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())) and not args.force:
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{folder}: is a file, not a folder")
+    if folder.exists() and any(folder.iterdir()) and not args.force:
         raise UsageError(f"{folder}: exists and is not empty; pass --force to replace it")
     save_tiny_pipeline(folder, seed=args.seed)
     print(f"wrote a tiny random pipeline to {folder}")

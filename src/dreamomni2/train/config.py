@@ -192,6 +192,10 @@ class JobConfig:
         return [
             (finite, "train: lr, weight_decay, adam_eps, max_grad_norm and guidance must be finite numbers"),
             (t.lr > 0, f"train.lr must be > 0, got {t.lr}"),
+            (
+                self.model.dtype in ("float32", "bfloat16", "float16", "auto"),
+                f"model.dtype must be float32, bfloat16 or float16, got {self.model.dtype!r}",
+            ),
             (t.keep_last >= 1, f"train.keep_last must be >= 1 (0 would delete every checkpoint), got {t.keep_last}"),
             (t.checkpoint_every >= 0, f"train.checkpoint_every must be >= 0, got {t.checkpoint_every}"),
             (t.warmup_steps >= 0 and t.weight_decay >= 0, "train.warmup_steps and train.weight_decay must be >= 0"),
