@@ -84,6 +84,27 @@ def check_release_folder(release: str | os.PathLike, require_vlm: bool = False) 
     return parts
 
 
+def _check_weight_headers(loras: Sequence[str | os.PathLike], release: str | os.PathLike | None) -> None:
+    """Read the header of every LoRA file (cheap), so a damaged or truncated one is named before anything loads."""
+    from safetensors import safe_open
+
+    files: list[tuple[str, Path]] = []
+    for lora in loras:
+        path = Path(lora)
+        files += [(f"--lora {lora}", f) for f in (sorted(path.glob("*.safetensors")) if path.is_dir() else [path])]
+    if release is not None:
+        files += [(f"--release {release}", Path(release) / rel) for rel in LORA_FILES.values()]
+    for flag, file in files:
+        if file.suffix != ".safetensors" or not file.is_file():
+            continue
+        try:
+            with safe_open(str(file), framework="pt"):
+                pass
+        except Exception as e:  # safetensors raises its own error type (and OSError) on a damaged header
+            why = " ".join(str(e).split())
+            raise ValueError(f"{flag}: {file.name} is not a readable safetensors file ({why})") from None
+
+
 @dataclass(frozen=True)
 class SessionOptions:
     """A Session's checked options (see :class:`dreamomni2.session.Session` for their meaning)."""
@@ -182,6 +203,7 @@ def load_pipeline(
     """
     from dreamomni2.memory import apply_memory_mode
 
+    _check_weight_headers(options.loras, options.release)  # a damaged LoRA is named before the base loads
     logger.info("Loading the pipeline from %s (%s)", options.model, options.dtype)
     pipe = _from_pretrained(options)
     adapters: dict[str, str] = {}

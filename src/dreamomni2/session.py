@@ -84,19 +84,22 @@ class Session:
             model=model, release=release, loras=loras, memory=memory, device=device, dtype=dtype,
             id_policy=id_policy, max_area=max_area,
         )  # fmt: skip
+        self._setup(planner, float(lora_scale), dict(planner_options or {}), (offload_hooks, vae_tiling), progress)
+        self.latent_cache = LatentCache(latent_cache_bytes)
+
+    def _setup(self, planner: Any, lora_scale: float, planner_options: dict, hooks: tuple, progress: bool) -> None:
+        """The state every Session has, from :attr:`options` (shared by ``__init__`` and :meth:`from_pipeline`)."""
         self.defaults: ModelDefaults = self.options.defaults
         self.device: str = self.options.device
         self.dtype = self.options.dtype
-        self._planner_arg = planner
-        self.lora_scale, self.planner_options = float(lora_scale), dict(planner_options or {})
-        self.offload_hooks, self.vae_tiling, self.progress = offload_hooks, vae_tiling, progress
+        self._planner_arg, self.lora_scale, self.planner_options = planner, lora_scale, planner_options
+        (self.offload_hooks, self.vae_tiling), self.progress = hooks, progress
         self._pipe: Any = None
         self._planner: Planner | None = None
         self.memory_plan: Any = None
         self.task_adapters: dict[str, str] = {}
         self._shared: dict[str, Any] = {"active_task": None}  # shared with with_planner() copies (one pipeline)
         self.load_seconds = 0.0
-        self.latent_cache = LatentCache(latent_cache_bytes)
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -109,21 +112,16 @@ class Session:
         cls, pipe: Any, planner: str | Planner | None = "none", defaults: ModelDefaults | None = None
     ) -> Session:
         """Wrap an already loaded pipeline (or any callable with its call signature, e.g. a test stub)."""
-        self = cls.__new__(cls)
-        self._init_wrapped(pipe, planner, defaults or ModelDefaults())
-        return self
-
-    def _init_wrapped(self, pipe: Any, planner: str | Planner | None, defaults: ModelDefaults) -> None:
         from dreamomni2.loading import SessionOptions
 
-        self.options = SessionOptions(model=None, release=None, loras=(), memory="full", device="cpu", dtype=None,
-                                      id_policy=None, max_area=None, defaults=defaults)  # fmt: skip
-        self.defaults, self.device, self.dtype = defaults, str(getattr(pipe, "device", "cpu")), None
-        self._planner_arg, self.lora_scale, self.planner_options = planner, 1.0, {}
-        self.offload_hooks = self.vae_tiling = None
-        self.progress, self._pipe, self._planner, self.memory_plan = True, pipe, None, None
-        self.task_adapters, self._shared, self.load_seconds = {}, {"active_task": None}, 0.0
+        self = cls.__new__(cls)
+        device = str(getattr(pipe, "device", "cpu"))
+        self.options = SessionOptions(model=None, release=None, loras=(), memory="full", device=device, dtype=None,
+                                      id_policy=None, max_area=None, defaults=defaults or ModelDefaults())  # fmt: skip
+        self._setup(planner, 1.0, {}, (None, None), True)
+        self._pipe = pipe
         self.latent_cache = LatentCache(0)  # a wrapped pipeline keeps its own behaviour
+        return self
 
     def with_planner(self, planner: str | Planner | None) -> Session:
         """A Session sharing this one's pipeline (loaded now if it is not) but planning with ``planner``."""

@@ -86,35 +86,11 @@ def session_from_args(args: argparse.Namespace, planner: str | None = None):
                           device=args.device, dtype=args.dtype, progress=not args.quiet)  # fmt: skip
     except (ValueError, FileNotFoundError) as e:
         raise UsageError(str(e)) from None
-    _check_weight_headers(args)
     try:
         session.planner  # noqa: B018  (a bad --planner is reported before anything loads)
     except (ValueError, FileNotFoundError) as e:
         raise UsageError(f"--planner {spec}: {e}" if spec else str(e)) from None
     return session
-
-
-def _check_weight_headers(args: argparse.Namespace) -> None:
-    """Read the header of every ``--lora`` / ``--release`` LoRA file (cheap), so a damaged one is named up front."""
-    from safetensors import safe_open
-
-    from dreamomni2.loading import LORA_FILES
-
-    files: list[tuple[str, Path]] = []
-    for lora in args.lora:
-        path = Path(lora)
-        files += [(f"--lora {lora}", f) for f in (sorted(path.glob("*.safetensors")) if path.is_dir() else [path])]
-    if args.release:
-        files += [(f"--release {args.release}", Path(args.release) / rel) for rel in LORA_FILES.values()]
-    for flag, file in files:
-        if file.suffix != ".safetensors" or not file.is_file():
-            continue
-        try:
-            with safe_open(str(file), framework="pt"):
-                pass
-        except Exception as e:  # safetensors raises its own error type (and OSError) on a damaged header
-            why = " ".join(str(e).split())
-            raise UsageError(f"{flag}: {file.name} is not a readable safetensors file ({why})") from None
 
 
 def _check_output(args: argparse.Namespace) -> Path:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from dreamomni2.mini.cases import Case
-from dreamomni2.mini.scene import Scene, render
+from dreamomni2.mini.scene import render
 
 __all__ = ["read_cases", "read_manifest", "write_cases"]
 
@@ -83,15 +83,6 @@ def read_cases(path: str | Path) -> list[Case]:
         The cases, in manifest order.
     """
     return [
-        Case(
-            task=row["task"],
-            category=row["category"],
-            images=[Scene.from_dict(s) for s in row["image_attributes"]],
-            instruction=row["instruction"],
-            prompt=row["prompt"],
-            target=Scene.from_dict(row["target_attributes"]),
-            kind=row["kind"],
-            refs={k: int(v) for k, v in row.get("refs", {}).items()},
-        )
+        Case.from_dict({**row, "images": row["image_attributes"], "target": row["target_attributes"]})
         for row in read_manifest(path)
     ]
