@@ -77,8 +77,16 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    """Add the ``bench`` subcommand."""
-    add_bench_arguments(sub.add_parser("bench", help="score a model on a benchmark suite (mini: the mini world)"))
+    """Add the ``bench`` command: ``bench [--suite mini ...]`` and its subcommands (``import``, ``run``, ``judge``,
+    ``calibrate``, ``report``), each registered by its own module and run through ``args.bench_func``."""
+    from dreamomni2.cli import bench_judge, bench_report, bench_suite
+
+    parser = sub.add_parser("bench", help="score a model on a benchmark suite (mini: the mini world)")
+    add_bench_arguments(parser)
+    bench_sub = parser.add_subparsers(dest="bench_command", required=False, parser_class=type(parser))
+    bench_suite.add_parsers(bench_sub)
+    bench_judge.add_parsers(bench_sub)
+    bench_report.add_parsers(bench_sub)
 
 
 def _row_name(args: argparse.Namespace, policy: str | None, several: bool) -> str:
@@ -131,6 +139,8 @@ def bench_main(args: argparse.Namespace) -> int:
     Raises:
         UsageError: on bad input (missing model, bad size, unknown planner, bad output folder).
     """
+    if getattr(args, "bench_func", None) is not None:  # a subcommand: bench import|run|judge|calibrate|report
+        return args.bench_func(args)
     from dreamomni2.bench.report import write_results
     from dreamomni2.bench.runner import run_mini_bench
     from dreamomni2.cli.run import session_from_args
