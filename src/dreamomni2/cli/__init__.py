@@ -1,4 +1,4 @@
-"""Command line: ``dreamomni2 edit|generate|train|train-planner|data|bench|make-tiny|web|serve``, one module each.
+"""Command line: ``dreamomni2 edit|generate|train|train-planner|data|bench|synth|make-tiny|web|serve``, one module each.
 
 A thin layer over the library: every command builds its objects from the Python API (``edit``/``generate`` and
 ``bench`` through :class:`dreamomni2.session.Session`). Bad input (missing or unreadable files, bad sizes or
@@ -12,7 +12,7 @@ import argparse
 import logging
 import sys
 
-from dreamomni2.cli import bench, data, run, serve, tiny, train, web
+from dreamomni2.cli import bench, data, run, serve, synth, tiny, train, web
 from dreamomni2.cli.errors import EXIT_FAILURE, EXIT_USAGE, Parser, UsageError
 
 __all__ = ["EXIT_FAILURE", "EXIT_USAGE", "UsageError", "build_parser", "main"]
@@ -27,6 +27,7 @@ _COMMANDS = {
     "make-tiny": tiny.tiny_main,
     "web": web.web_main,
     "serve": serve.serve_main,
+    "synth": synth.synth_main,
 }
 
 
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     tiny.add_parsers(sub)
     web.add_parsers(sub)
     serve.add_parsers(sub)
+    synth.add_parsers(sub)
     return parser
 
 
@@ -48,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the command; returns the exit status (never raises, unless ``--debug``)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.INFO if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+        level=logging.INFO if getattr(args, "debug", False) else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
     )
     try:
         return _COMMANDS[args.command](args)
