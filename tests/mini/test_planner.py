@@ -9,6 +9,8 @@ import random
 from collections import Counter
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dreamomni2.mini.planner import MiniPlanner, PlanError, parse_instruction, plan_text, wrap_reply
 from dreamomni2.mini.world import (
@@ -265,11 +267,17 @@ def test_make_cases_unchanged_by_irregular_instructions() -> None:
         assert hashlib.sha256(dump).hexdigest() == digest
 
 
-def test_an_unknown_attribute_word_is_refused_not_planned_as_replace(tmp_path, capsys) -> None:
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("make the 1st pic look like the glow of pic 2", "'glow' is not an attribute I know"),
+        ("make the 1st pic look like pic 2", "no attribute I know .* and no replace word"),
+    ],
+)
+def test_an_unknown_attribute_word_is_refused_not_planned_as_replace(tmp_path, capsys, text, message) -> None:
     from dreamomni2.cli import main
 
-    text = "make the 1st pic look like the tint of pic 2"
-    with pytest.raises(PlanError, match="no attribute I know .* and no replace word"):
+    with pytest.raises(PlanError, match=message):
         parse_instruction(text, "edit", 2)
     scenes = sample_case(random.Random(0), "edit", "concrete").images[:2]
     paths = []
@@ -279,4 +287,157 @@ def test_an_unknown_attribute_word_is_refused_not_planned_as_replace(tmp_path, c
     assert main(["edit", *paths, "-i", text, "-o", str(tmp_path / "o.png"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "the mini planner does not understand" in err and "say e.g." in err
+    assert "understood: edit of 2 image(s); images named [1, 2]" in err
     assert not (tmp_path / "o.png").exists()
+
+
+C = "Make the object in image 1 have the colour of the object in image {k}."
+P = "Make the object in image 1 have the pattern of the object in image {k}."
+S = "Make the object in image 1 have the size of the object in image {k}."
+B = "Give image 1 the background of image {k}."
+R = "Replace the object in image 1 with the object from image {k}."
+
+#: The failure classes found on hand-written instructions (issue 12), each with an instruction it must plan.
+PLANNED = [
+    ("keep clause", "Put image 2's object into image 1, keep the background.", "edit", 2, R.format(k=2)),
+    ("keep list", "Copy the colour of pic 3 onto pic 1's thing; keep its pattern and size unchanged.", "edit", 3,
+     C.format(k=3)),
+    ("don't change", "Swap the item in image 1 for the one in image 2, don't change the bg.", "edit", 2, R.format(k=2)),
+    ("postfix keep", "Give the object in image 1 the pattern of image 2, colours stay as they are.", "edit", 2,
+     P.format(k=2)),
+    ("not its X", "Give the object in image 1 the colour of image 2, not its pattern.", "edit", 2, C.format(k=2)),
+    ("bg", "use the bg of img 3 for img 1", "edit", 3, B.format(k=3)),
+    ("backround", "Change the backround of image 1 to match image 2.", "edit", 2, B.format(k=2)),
+    ("background colour", "Give image 1 the background colour of image 2.", "edit", 2, B.format(k=2)),
+    ("tint", "Use the tint of image 3 for the object in image 1.", "edit", 3, C.format(k=3)),
+    ("typo colur", "change the colur of the object in image 1 to image 2's", "edit", 2, C.format(k=2)),
+    ("typo patern", "Give the thing in pic 1 the patern of pic 2.", "edit", 2, P.format(k=2)),
+    ("typo sise", "Make the object in image 1 the sise of the object in image 3.", "edit", 3, S.format(k=3)),
+    ("typo imgae", "Replace the object in imgae 1 with the object in imgae 2.", "edit", 2, R.format(k=2)),
+    ("coloured like", "I'd like the object in image 1 coloured like the object in image 2.", "edit", 2,
+     C.format(k=2)),
+    ("resize", "Resize the object in image 1 to match the object in image 4.", "edit", 4, S.format(k=4)),
+    ("as big as", "Make the thing in the first pic as big as the thing in the last pic.", "edit", 3, S.format(k=3)),
+    ("the other image", "Give the object in image 1 the colour of the other image.", "edit", 2, C.format(k=2)),
+    ("respectively", "Generate a small square with the colour and pattern of images 1 and 2 respectively on a dark "
+     "background.", "generate", 2,
+     "Generate a small square with the colour of image 1 and the pattern of image 2 on a dark background."),
+    ("shaped like", "Generate a small stripy object shaped like image 1's object and coloured like image 2's, on a "
+     "warm background.", "generate", 2,
+     "Generate a small striped object with the shape of image 1 and the colour of image 2 on a warm background."),
+    ("the image", "Put the object from the image on a beige background.", "generate", 1,
+     "Generate the object from image 1 on a warm background."),
+]  # fmt: skip
+
+#: Instructions it must refuse (ambiguous, or asking for something the mini world cannot do), with the reason.
+REFUSED = [
+    ("or", "Give the object in image 1 the colour of image 2 or image 3.", "edit", 3, "'or' leaves a choice"),
+    ("between", "Make the object in image 1 a colour between those of images 2 and 3.", "edit", 3, "'between'"),
+    ("image 1 as reference", "Give the object in image 2 the colour of image 1.", "edit", 2,
+     "image 2 is named as the image to edit"),
+    ("apply to image k", "Apply the pattern of image 1 to the object in image 3.", "edit", 3, "is named as the"),
+    ("from image 1", "Copy the size from image 1 onto the object.", "edit", 2, "image 1 is named as the reference"),
+    ("list without respectively", "Generate a large solid object with the shape and colour of images 1 and 2 on a "
+     "dark background.", "generate", 2, "without 'respectively'"),
+    ("negated", "Don't give the object in image 1 the colour of image 2.", "edit", 2, "negates the request"),
+    ("comparative", "Give image 1 a darker background than image 2.", "edit", 2, "no prompt for"),
+    ("two attributes", "Give image 1 the background and the colour of image 2.", "edit", 2, "one edit changes one"),
+    ("unknown value", "Generate the object from image 2 on a purple background.", "generate", 2,
+     "needs a background value"),
+    ("the other, 3 images", "Give the object in image 1 the colour of the other image.", "edit", 3,
+     "does not name one image"),
+    ("keep names image k", "Keep the colour of image 2 and swap the object in image 1 for the one in image 3.",
+     "edit", 3, "'keep'/'not' clause names image 2"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "text", "task", "n", "expected"), PLANNED, ids=[p[0] for p in PLANNED])
+def test_failure_classes_are_planned(name: str, text: str, task: str, n: int, expected: str) -> None:
+    assert parse_instruction(text, task, n).prompt() == expected
+
+
+@pytest.mark.parametrize(("name", "text", "task", "n", "reason"), REFUSED, ids=[r[0] for r in REFUSED])
+def test_failure_classes_are_refused_with_a_clear_message(name: str, text: str, task: str, n: int, reason: str):
+    with pytest.raises(PlanError) as info:
+        parse_instruction(text, task, n)
+    message = str(info.value)
+    assert reason in message
+    # what it understood, and an example phrasing it accepts
+    assert f"understood: {task} of {n} image(s); images named [" in message
+    assert "; say e.g. '" in message and message.endswith(".'")
+    assert isinstance(info.value, ValueError)
+
+
+# --- properties (hypothesis) -------------------------------------------------------------------------------------
+
+#: Words and pieces the planner reacts to, so random texts reach its rules (not just "no image is referred to").
+PIECES = [
+    "image 1", "image 2", "pic #3", "the second one", "the last picture", "the other image", "images 1 and 2",
+    "the image", "colour", "colur", "bg", "background colour", "pattern", "size", "shape", "tint", "as big as",
+    "red", "dark", "beige", "striped", "small", "circle", "keep", "don't change", "not", "or", "between",
+    "respectively", "replace", "swap", "give", "make", "the object in", "of", "from", "to", "'s", ",", ".", " and ",
+    " ", "please", "the brightness of", "generate", "on a", "background", "the one on the right", "middle",
+]  # fmt: skip
+TASKS = st.sampled_from(["edit", "generate"])
+COUNTS = st.sampled_from([None, 1, 2, 3, 4])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.text(max_size=200), st.lists(st.sampled_from(PIECES), max_size=16).map(" ".join)), TASKS, COUNTS)
+def test_property_only_plans_or_refuses(text: str, task: str, n_images: int | None) -> None:
+    """Any text is planned to a canonical prompt that parses back to itself, or refused with PlanError (a
+    ValueError naming what was understood); nothing else is raised."""
+    try:
+        parsed = parse_instruction(text, task, n_images)
+    except PlanError as err:
+        assert isinstance(err, ValueError) and "; understood: " in str(err) and "; say e.g. '" in str(err)
+        return
+    prompt = parsed.prompt()
+    assert parse_instruction(prompt, task, n_images).prompt() == prompt
+    if n_images is not None:
+        assert all(1 <= k <= n_images for k in parsed.refs.values())
+
+
+CASES = make_cases(31, 120)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(range(len(CASES))),
+    st.randoms(use_true_random=False),
+    st.sampled_from(["", "Please ", "please, ", "Could you ", "Hi! ", "Kindly "]),
+    st.sampled_from(["", " Thanks!", " thank you", " pls", "  "]),
+    st.sampled_from([str.lower, str.upper, str.title, lambda s: s]),
+    st.sampled_from([" ", "  ", "\t", " \n "]),
+)
+def test_property_casing_whitespace_politeness_invariance(index, rng, prefix, suffix, case_fn, space) -> None:
+    """The world's own instructions plan to the case's prompt whatever the casing, spacing and politeness."""
+    case = CASES[index]
+    text = rng.choice([paraphrase_instruction(case, rng), irregular_instruction(case, rng)])
+    varied = case_fn(prefix + text.replace(" ", space) + suffix)
+    assert parse_instruction(varied, case.task, len(case.images)).prompt() == case.prompt
+
+
+@pytest.mark.parametrize(
+    "piece",
+    ["please keep the colour and the size of the thing, ", "give the colour of the object in image 1 and ",
+     "of the of the 's ", "keep, not the colour or ", "image 1 and image 2 "],
+)  # fmt: skip
+def test_linear_time_on_long_inputs(piece: str) -> None:
+    """Parsing time grows linearly with the text (no regex backtracking blow-up): 20x the text, well under 20x^2."""
+    import time
+
+    def cost(n: int) -> float:
+        text = piece * (n // len(piece))
+        best = float("inf")
+        for _ in range(3):
+            t0 = time.perf_counter()
+            for task in ("edit", "generate"):
+                with pytest.raises(PlanError):
+                    parse_instruction(text, task, 3)
+            best = min(best, time.perf_counter() - t0)
+        return best
+
+    small, large = cost(2_000), cost(40_000)
+    assert large < 2.0, large  # 40 KB, twice, in well under a second even on a busy machine
+    assert large < 60 * max(small, 1e-4), (small, large)

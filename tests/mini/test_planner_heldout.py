@@ -25,8 +25,13 @@ KINDS = (*EDIT_KINDS, *GEN_KINDS)
 # Measured on the planner of commit 5ec39d8 ("Mini planner never guesses: strict by default"), 313 rows of which
 # 255 answerable and 58 unanswerable (expected null): exact 213 (83.5% of answerable), refused 86 (53 correctly,
 # 33 answerable), silently wrong 14 (4.5%: 11 wrong prompts for answerable rows, 3 prompts for unanswerable ones).
-# Regression floor: the silently-wrong count must not grow (the target is 0). Lower it when rules improve.
-MAX_SILENTLY_WRONG = 14
+# Measured again after the rules were rewritten on the separate development set (tests/data/planner_dev.jsonl),
+# once, at the end: exact 240 (94.1% of answerable), refused 72 (58 correctly, 14 answerable), silently wrong 1
+# (0.3%: "Put image 2's object on image 1's background." planned as a background edit; not fixed here, so the set
+# stays held out). Regression floors: the silently-wrong count must not grow (the target is 0) and the exact
+# count must not drop. Lower / raise them when rules improve.
+MAX_SILENTLY_WRONG = 1
+MIN_EXACT = 240
 
 
 def load_rows() -> list[dict]:
@@ -90,3 +95,4 @@ def test_silently_wrong_does_not_grow():
             counts["wrong"] += 1
             wrong.append(f"{r['id']}: {r['instruction']!r} -> {prompt!r} (expected {r['expected']!r})")
     assert counts["wrong"] <= MAX_SILENTLY_WRONG, "\n".join(wrong)
+    assert counts["exact"] >= MIN_EXACT, counts

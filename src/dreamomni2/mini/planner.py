@@ -1,20 +1,28 @@
 """A deterministic rule-based planner for the mini world (backend ``"mini"``).
 
 :class:`MiniPlanner` stands in for DreamOmni2's fine-tuned VLM planner on :mod:`dreamomni2.mini.world` cases: it
-maps a canonical, paraphrased (:func:`~dreamomni2.mini.world.paraphrase_instruction`) or irregular
-(:func:`~dreamomni2.mini.world.irregular_instruction`) instruction to exactly
+maps a canonical, paraphrased (:func:`~dreamomni2.mini.world.paraphrase_instruction`), irregular
+(:func:`~dreamomni2.mini.world.irregular_instruction`) or hand-written instruction to exactly
 :func:`~dreamomni2.mini.world.canonical_prompt` of the case it describes. It reads only the text and the number of
-images (for ``the last image`` / ``the one on the right``), writes a wrapped reply (``<edit>…</edit>`` or
-``<gen>…</gen>``) and parses it with :func:`dreamomni2.planner.base.parse_reply`, like the real planner. When the
-instruction cannot be understood the reply is an empty wrapper, so ``parse_reply`` falls back to the instruction
-(``fell_back=True``, with a warning).
+images (for ``the last image`` / ``the one on the right`` / ``the other image``), writes a wrapped reply
+(``<edit>…</edit>`` or ``<gen>…</gen>``) and parses it with :func:`dreamomni2.planner.base.parse_reply`, like the
+real planner.
 
-Parsing, in short: image references (``image 3``, ``pic #3``, ``the third photo``, ``the last one``, ``the image on
-the left``, ``the middle picture``...), value words (``scarlet`` = red, ``chequered`` = checker...) and attribute
-words (``hue`` = colour, ``print`` = pattern...) are found in the lower-cased text; edits take image 1 as the
-source and the one other image named as the reference, the attribute word deciding the kind (none: replace the
-object); generations are ``compose`` when an object attribute word is present (each paired with the image named in
-the same clause) and ``place`` otherwise.
+It never guesses. Strict (the default), an instruction it does not understand raises :class:`PlanError` naming
+what it understood, what is missing and an example phrasing it accepts; it never falls back to a different task.
+Non-strict, the instruction itself becomes the prompt (``fell_back=True``, with a warning).
+
+Parsing, in short (the word lists are in :mod:`dreamomni2.mini.planner_lexicon`): the lower-cased text has its
+typos and short forms rewritten (``colur``, ``bg``, ``imgae``; ``background colour`` = background, ``as big as`` =
+the same size as); image references (``image 3``, ``pic #3``, ``images 2 and 3``, ``the third photo``, ``the last
+one``, ``the image on the left``, ``the other image``...), value words (``scarlet`` = red...) and attribute words
+(``hue``, ``tint``, ``recolour``, ``shaped`` ...) are found; words inside ``keep the colour``/``don't change the
+background``/``not its pattern`` clauses are set aside. Then it refuses choices and mixtures (``or``, ``between``),
+negated requests, attribute nouns it does not know (``the brightness of image 2``) and, for edits, image 1 named as
+the reference or another image named as the one edited. Edits take image 1 as the source and the one other image
+named as the reference, the attribute word deciding the kind (none: replace, which needs a replace word and an
+object word); generations are ``compose`` when an object attribute word is present (each paired with the image
+named in the same clause, or in order with ``respectively``) and ``place`` otherwise.
 """
 
 from __future__ import annotations
@@ -27,19 +35,22 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 
-from dreamomni2.mini.world import (
-    ATTR_SYNONYMS,
-    IMAGE_WORDS,
-    IRREGULAR_ATTR_SYNONYMS,
-    OBJ_ATTRS,
-    ORDINALS,
-    VALUE_SYNONYMS,
-    VOCAB,
-    Case,
-    Obj,
-    Scene,
-    canonical_prompt,
+from dreamomni2.mini.planner_lexicon import (
+    AMBIGUITY_WORDS,
+    ATTRIBUTE_WORDS,
+    EXAMPLES,
+    FILLER_NOUNS,
+    IMAGE_NOUNS,
+    NEGATION_WORDS,
+    NUMBER_WORDS,
+    OBJECT_NOUNS,
+    ORDINAL_WORDS,
+    PHRASE_REWRITES,
+    TYPOS,
+    UNSUPPORTED_WORDS,
+    VALUE_WORDS,
 )
+from dreamomni2.mini.world import OBJ_ATTRS, VOCAB, Case, Obj, Scene, canonical_prompt
 from dreamomni2.planner.base import PlannedPrompt, Planner, PlanRefused, build_user_text, normalize_task, parse_reply
 from dreamomni2.planner.registry import PlannerBackend, register_planner
 
@@ -52,7 +63,10 @@ REPLY_TAGS: dict[str, str] = {"edit": "edit", "generate": "gen"}
 
 
 class PlanError(PlanRefused):
-    """The instruction could not be mapped to a canonical prompt (unknown wording, ambiguity, bad image number)."""
+    """The instruction could not be mapped to a canonical prompt (unknown wording, ambiguity, bad image number).
+
+    The message names what was understood, what is missing and an example phrasing the planner accepts.
+    """
 
 
 @dataclass
@@ -81,100 +95,177 @@ class ParsedInstruction:
         return canonical_prompt(case)
 
 
-# --- vocabulary ------------------------------------------------------------------------------------------------
+# --- regexes, built from the lexicon ---------------------------------------------------------------------------
 
-_NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5}
-_ORDINAL_WORDS: dict[str, int] = {w: k for k, w in ORDINALS.items()}
-_ORDINAL_WORDS.update({"1st": 1, "2nd": 2, "3rd": 3, "4th": 4, "5th": 5})
-_IMAGE_NOUNS = sorted({*IMAGE_WORDS, "image", "picture", "photo", "pic", "img", "photograph", "input"}, key=len)[::-1]
-_IMG = "(?:" + "|".join(_IMAGE_NOUNS) + ")"
+
+def _body(words: Sequence[str]) -> str:
+    """A regex alternation of ``words``, longest first (so ``surface pattern`` beats ``pattern``)."""
+    return "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+
+
+def _alternation(words: Sequence[str]) -> re.Pattern[str]:
+    """A whole-word regex matching any of ``words``."""
+    return re.compile(rf"(?<![\w-])(?:{_body(words)})(?![\w-])")
+
+
+_IMG = f"(?:{_body(IMAGE_NOUNS)})"
 _NOUN = f"(?:{_IMG}|one)"
-_ORD = "(?:" + "|".join(sorted(_ORDINAL_WORDS, key=len, reverse=True)) + ")"
+_ORD = f"(?:{_body(list(ORDINAL_WORDS))})"
+_ATTR = f"(?:{_body(list(ATTRIBUTE_WORDS))})(?![\\w-])"
+_OBJ = r"(?:objects|object|things|thing|items|item|one)"
+#: ``the object in`` / ``the colour of the thing shown in``: what may stand between a preposition and a reference.
+_OBJ_IN = rf"(?:(?:the\s+)?{_OBJ}\s+(?:shown\s+)?(?:in|of|from|on)\s+)?(?:the\s+)?"
 
 # Image references; each alternative sets exactly one named group. Applied before values and attribute words.
 _REF = re.compile(
     "|".join(
         [
+            rf"\b{_IMG}s?\s+(?P<list>[1-9](?:\s*,\s*[1-9])*\s*,?\s*(?:and|&)\s*[1-9])\b",
             rf"\b{_IMG}s?\s*(?:#|no\.?\s*|number\s*)?(?P<num>[1-9])\b",
             rf"\b{_IMG}\s+(?P<word>one|two|three|four|five)\b(?!\s+of\b)",
             rf"\b(?P<ord>{_ORD})\s+(?:input\s+)?{_NOUN}\b",
             rf"\b(?P<last>last|final|rightmost|right-most|right-hand|right)\s+{_NOUN}\b",
             rf"\b(?P<first>leftmost|left-most|left-hand|left)\s+{_NOUN}\b",
             rf"\b(?P<middle>middle|centre|center|central)\s+{_NOUN}\b",
+            rf"\b(?P<other>other)\s+{_NOUN}\b",
             rf"\b{_NOUN}\s+(?:on|at|to)\s+the\s+(?:far\s+)?(?P<side>right|left)\b",
             rf"\b{_NOUN}\s+in\s+the\s+(?P<mid>middle|centre|center)\b",
+            rf"\bthe\s+(?P<single>{_IMG})\b(?!\s*(?:#|no\b|number\b|[1-9])|\s+(?:one|two|three|four|five)\b"
+            r"|\s+(?:on|in|at|to)\s+the\s+(?:far\s+)?(?:left|right|middle|centre|center)\b)",
         ]
     )
 )
-
-
-def _build_values() -> dict[str, tuple[str, str]]:
-    """Map every value word (canonical names and the paraphrasers' synonyms) to ``(attribute, value)``."""
-    out: dict[str, tuple[str, str]] = {}
-    for attr, table in VALUE_SYNONYMS.items():
-        for value, words in table.items():
-            for w in (value, *words):
-                out[w] = (attr, value)
-    for extra, av in {
-        "light gray": ("background", "light"),
-        "pale gray": ("background", "light"),
-        "dark gray": ("background", "dark"),
-        "sand-colored": ("background", "warm"),
-        "uniformly colored": ("pattern", "solid"),
-        "checked": ("pattern", "checker"),
-        "checker": ("pattern", "checker"),
-        "stripes": ("pattern", "stripes"),
-        "lemon yellow": ("color", "yellow"),
-    }.items():
-        out.setdefault(extra, av)
-    return out
-
-
-def _build_attrs() -> dict[str, str]:
-    """Map every attribute word (both paraphrasers' synonyms, plus ``background``) to the attribute."""
-    out = {w: a for table in (ATTR_SYNONYMS, IRREGULAR_ATTR_SYNONYMS) for a, words in table.items() for w in words}
-    out.update({"background": "background", "backdrop": "background", "backgrounds": "background"})
-    return out
-
-
-def _alternation(words: Sequence[str]) -> re.Pattern[str]:
-    """A whole-word regex matching any of ``words``, longest first (so ``surface pattern`` beats ``pattern``)."""
-    body = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
-    return re.compile(rf"(?<![\w-])(?:{body})(?![\w-])")
-
-
-_VALUES = _build_values()
-_ATTRS = _build_attrs()
-_VALUE_RE = _alternation(list(_VALUES))
-_ATTR_RE = _alternation(list(_ATTRS))
+_VALUE_RE = _alternation(list(VALUE_WORDS))
+_ATTR_RE = _alternation(list(ATTRIBUTE_WORDS))
+_TYPO_RE = re.compile(rf"(?<![\w/])(?:{_body(list(TYPOS))})(?![\w/])")
+_REWRITES = [(re.compile(rf"\b{p}\b"), r) for p, r in PHRASE_REWRITES]
 _CLAUSE_BREAK = re.compile(r"[,;:.!?()]|\b(?:and|with|using|but|then|plus|while)\b")
+_AMBIGUOUS = _alternation(AMBIGUITY_WORDS)
+_UNSUPPORTED = _alternation(UNSUPPORTED_WORDS)
+_NEGATED = re.compile(rf"(?<![\w-])(?:{_body(NEGATION_WORDS)})(?![\w-])|n't\b")
+_MAX_REFS = 12  # more image references than any request needs: refused before the (windowed) role checks
+
+# ``keep the colour``, ``without changing its size``, ``don't touch the background``, ``not its pattern``: the
+# attribute words up to the clause's end are set aside (a list of attributes continues the clause).
+_CHANGE = r"(?:chang|touch|alter|modify|affect|edit|mess)\w*"
+_KEEP_CUE = re.compile(
+    rf"\b(?:keep|keeps|keeping|kept|retain|retains|retaining|preserve|preserves|preserving|leave|leaves|leaving"
+    rf"|(?:without|never|don't|dont|do not|doesn't|does not|shouldn't|should not|must not|mustn't)\s+{_CHANGE}"
+    rf"|not\s+(?=(?:the\s+|its\s+|their\s+)?{_ATTR}))"
+)
+_KEEP_AFTER = re.compile(
+    rf"(?:the\s+|its\s+|their\s+)?{_ATTR}\s+(?:(?:should|must|can|will|may)\s+)?(?:stays?|remains?|unchanged|untouched"
+    r"|as (?:it is|they are|is|before)|the same(?!\s+as)|alone)\b"
+)
+_KEEP_END = re.compile(
+    r"[.;:!?()]|,|\b(?:and|or|nor|but|except|apart|other than|while|then|however|instead|with|using|so|which"
+    r"|because|also|plus|give|make|use|put|apply)\b"
+)
+_KEEP_MORE = re.compile(rf"(?:,\s*(?:and\s+|or\s+|nor\s+)?|(?:and|or|nor)\s+)(?:the\s+|its\s+|their\s+)?{_ATTR}")
+
+# Roles of a reference in an edit (read in a window before and after it). Image 1 is the image edited: another
+# image in the edited role, or image 1 in the reference role, is refused (the planner never swaps them silently).
+_TARGET_VERB = re.compile(
+    r"\b(?:give|make|recolou?r|paint|colou?r|resize|rescale|reshape|change|alter|modify|edit|update|adjust|fix|set"
+    rf"|turn|replace|swap|exchange|switch)\s+(?:(?:the|its|their)\s+)?(?:(?:{_OBJ}|{_ATTR})\s+(?:in|of|from|on)\s+"
+    r"(?:the\s+)?){0,2}$"
+)
+_TARGET_PREP = re.compile(
+    r"(?:^|\b([\w']+)\s+)(?P<prep>to|onto|into|for|behind)\s+"
+    r"(?:(?:the\s+)?(?:objects|object|things|thing|items|item)\s+(?:shown\s+)?(?:in|of|from|on)\s+)?(?:the\s+)?$"
+)
+_NOT_TARGET_BEFORE_PREP = frozenset(
+    {"similar", "identical", "equal", "close", "according", "corresponding", "compared", "same", "match",
+     "matching", "matches", "matched", "next"}
+)  # fmt: skip
+_MATCH_VERB = re.compile(r"\b(?:match|compare)\b")
+_SWAP_VERB = re.compile(r"\b(?:swap|exchang|trade|substitut|switch)")
+_TARGET_AFTER = re.compile(r"(?:'s\s+(?:object|thing|item)\s+)?\s*(?:should|must|needs|need|has to|is to|gets|will)\b")
+_TARGET_START = re.compile(r"^(?:(?:please|pls|now|ok|okay|so)\s*,?\s*)?(?:in|for)?\s*(?:the\s+)?$")
+_SOURCE_PREP = re.compile(
+    rf"\b(?:from|like|as|matches|matching|resembling)\s+(?:in\s+|on\s+|that\s+(?:of|in)\s+)?{_OBJ_IN}$"
+)
+_SOURCE_OF = re.compile(
+    r"\b(?:give|apply|copy|transfer|take|use|borrow|grab|have|get|with|same|want|put|place|bring|move)\b"
+    rf"[^,;.:]*\b{_ATTR}\s+(?:of|from)\s+{_OBJ_IN}$"
+)
+# ``the NOUN of image k`` / ``image k's NOUN``: NOUN must be a word the planner knows (else it is an attribute it
+# does not know, e.g. ``the brightness of image 2``, and it refuses).
+_OF_NOUN = re.compile(rf"\b(?:the|its|their|a|an)\s+([a-z][\w'-]*)\s+(?:of|from|in|on)\s+{_OBJ_IN}$")
+_POSSESSIVE = re.compile(r"'s\s+([a-z][\w'-]*)")
+_KNOWN_NOUNS = frozenset(
+    {w for phrase in ATTRIBUTE_WORDS for w in phrase.split()} | set(OBJECT_NOUNS) | FILLER_NOUNS | set(IMAGE_NOUNS)
+)
+_OBJECT_WORD = re.compile(r"\b(?:objects?|things?|items?|ones?|whatever|what's there|what is there)\b")
+
+#: Words that ask for the whole object to be replaced (an edit naming no attribute must say one of these and name
+#: an object: the planner never guesses "replace" for an attribute word it does not know).
+_REPLACE_CUE = re.compile(r"replac|swap|\bput|exchang|substitut|\buse\b|switch|instead|place|bring|\btake|move|insert")
 
 
 @dataclass
 class _Token:
-    """A found reference, value or attribute word."""
+    """A found reference, value or attribute word (``end`` and ``listed`` for references)."""
 
     start: int
     kind: str  # "ref", "value" or "attr"
     attr: str = ""
     value: str = ""
     image: int = 0
+    end: int = 0
+    listed: bool = False
+    other: bool = False  # "the other image"
 
 
-def _ref_image(match: re.Match[str], n_images: int | None) -> int:
+@dataclass
+class _Reading:
+    """What has been understood so far (named in refusals)."""
+
+    task: str
+    n_images: int | None
+    images: list[int] = field(default_factory=list)
+    attrs: list[str] = field(default_factory=list)
+    values: dict[str, str] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """One phrase: the task, images, attributes and values found."""
+        n = "?" if self.n_images is None else self.n_images
+        attrs = ", ".join(dict.fromkeys(self.attrs)) or "none"
+        values = ", ".join(f"{a} {v}" for a, v in self.values.items()) or "none"
+        return (
+            f"{self.task} of {n} image(s); images named {sorted(set(self.images))}; attributes {attrs}; values {values}"
+        )
+
+    def example(self) -> str:
+        """An accepted phrasing close to what was asked."""
+        obj = [a for a in self.attrs if a in EXAMPLES]
+        if self.task == "edit":
+            return EXAMPLES[obj[0] if obj and obj[0] != "shape" else "replace"]
+        return EXAMPLES["compose" if any(a in OBJ_ATTRS for a in self.attrs) else "place"]
+
+
+def _ref_image(match: re.Match[str], n_images: int | None, task: str) -> int:
     """Resolve an image-reference match to a 1-based image number (raises PlanError when it cannot)."""
     groups = {k: v for k, v in match.groupdict().items() if v is not None}
     name, text = next(iter(groups.items()))
     if name == "num":
         return int(text)
     if name == "word":
-        return _NUMBER_WORDS[text]
+        return NUMBER_WORDS[text]
     if name == "ord":
-        return _ORDINAL_WORDS[text]
+        return ORDINAL_WORDS[text]
     if name == "first" or (name == "side" and text == "left"):
         return 1
     if n_images is None:
         raise PlanError(f"{match.group(0)!r} needs the number of images")
+    if name == "other":
+        if task != "edit" or n_images != 2:
+            raise PlanError(f"{match.group(0)!r} does not name one image (a {task} of {n_images} images)")
+        return 2
+    if name == "single":
+        if n_images != 1:
+            raise PlanError(f"{match.group(0)!r} does not say which of the {n_images} images")
+        return 1
     if name == "last" or name == "side":
         return n_images
     if n_images % 2 == 0:  # middle
@@ -182,146 +273,245 @@ def _ref_image(match: re.Match[str], n_images: int | None) -> int:
     return (n_images + 1) // 2
 
 
-def _tokens(text: str, n_images: int | None) -> tuple[list[_Token], str]:
+def _ref_tokens(text: str, n_images: int | None, task: str) -> list[_Token]:
+    """The image references of ``text`` (``images 2 and 3`` gives two, marked ``listed``)."""
+    found = []
+    for m in _REF.finditer(text):
+        if m.group("list") is not None:
+            base = m.start("list")
+            for d in re.finditer(r"[1-9]", m.group("list")):
+                found.append(_Token(m.start(), "ref", image=int(d.group(0)), end=base + d.end(), listed=True))
+        else:
+            image = _ref_image(m, n_images, task)
+            found.append(_Token(m.start(), "ref", image=image, end=m.end(), other=m.group("other") is not None))
+        if len(found) > _MAX_REFS:
+            raise PlanError(f"more than {_MAX_REFS} image references")
+    return found
+
+
+def _tokens(text: str, n_images: int | None, task: str) -> tuple[list[_Token], str]:
     """Find image references, then values, then attribute words (each pass blanks what it used).
 
     Returns:
         The tokens in text order, and the text with references and values blanked (for clause splitting).
     """
     chars = list(text)
-    found: list[_Token] = []
 
-    def blank(m: re.Match[str]) -> None:
-        chars[m.start() : m.end()] = " " * (m.end() - m.start())
+    def blank(start: int, end: int) -> None:
+        chars[start:end] = " " * (end - start)
 
-    for m in _REF.finditer(text):
-        found.append(_Token(m.start(), "ref", image=_ref_image(m, n_images)))
-        blank(m)
+    found = _ref_tokens(text, n_images, task)
+    for t in found:
+        blank(t.start, t.end)
     for m in _VALUE_RE.finditer("".join(chars)):
-        attr, value = _VALUES[m.group(0)]
+        attr, value = VALUE_WORDS[m.group(0)]
         found.append(_Token(m.start(), "value", attr=attr, value=value))
-        blank(m)
+        blank(m.start(), m.end())
     for m in _ATTR_RE.finditer("".join(chars)):
-        found.append(_Token(m.start(), "attr", attr=_ATTRS[m.group(0)]))
+        found.append(_Token(m.start(), "attr", attr=ATTRIBUTE_WORDS[m.group(0)]))
     return sorted(found, key=lambda t: t.start), "".join(chars)
 
 
 def _normalize(instruction: str) -> str:
-    """Lower-case, unify apostrophes, dashes and spaces."""
+    """Lower-case; unify apostrophes, dashes and spaces; rewrite typos, short forms and set phrases."""
     text = instruction.lower().replace("\u2019", "'").replace("\u2018", "'").replace("\u2013", "-")
-    text = text.replace("\u2014", " - ").replace("colours", "colour").replace("colors", "color")
-    return re.sub(r"\s+", " ", text).strip()
+    text = re.sub(r"\s+", " ", text.replace("\u2014", " - ")).strip()
+    text = _TYPO_RE.sub(lambda m: TYPOS[m.group(0)], text)
+    for pattern, replacement in _REWRITES:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _keep_spans(text: str) -> list[tuple[int, int]]:
+    """Spans of ``keep the colour (and size)`` / ``don't change the background`` / ``not its pattern`` clauses."""
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    while (cue := _KEEP_CUE.search(text, pos)) is not None:
+        end = cue.end()
+        while (brk := _KEEP_END.search(text, end)) is not None:
+            more = _KEEP_MORE.match(text, brk.start()) if brk.group(0) in (",", "and", "or", "nor") else None
+            if more is None:
+                end = brk.start()
+                break
+            end = more.end()
+        else:
+            end = len(text)
+        spans.append((cue.start(), end))
+        pos = max(end, cue.end())
+    spans += [m.span() for m in _KEEP_AFTER.finditer(text)]
+    merged: list[tuple[int, int]] = []
+    for s, e in sorted(spans):
+        if merged and s <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(e, merged[-1][1]))
+        else:
+            merged.append((s, e))
+    return merged
+
+
+def _set_aside(tokens: list[_Token], spans: list[tuple[int, int]], blanked: str) -> tuple[list[_Token], str]:
+    """Drop attribute words inside keep clauses; return the kept tokens and ``blanked`` without those clauses."""
+    if not spans:
+        return tokens, blanked
+    starts = [s for s, _ in spans]
+
+    def span_of(t: _Token) -> int | None:
+        i = bisect.bisect_right(starts, t.start) - 1
+        return i if i >= 0 and t.start < spans[i][1] else None
+
+    kept_attr_spans = {span_of(t) for t in tokens if t.kind == "attr"} - {None}
+    for t in tokens:
+        if t.kind == "ref" and t.image != 1 and span_of(t) in kept_attr_spans:
+            raise PlanError(f"a 'keep'/'not' clause names image {t.image}: is its attribute wanted or not")
+    chars = list(blanked)
+    for s, e in spans:
+        chars[s:e] = " " * (e - s)
+    kept = [t for t in tokens if not (t.kind == "attr" and span_of(t) is not None)]
+    return kept, "".join(chars)
+
+
+def _check_wording(text: str, tokens: list[_Token], rest: str) -> None:
+    """Refuse choices, mixtures, negated requests and attribute nouns the planner does not know.
+
+    ``rest`` is the text with references, values and keep clauses blanked.
+    """
+    if (m := _AMBIGUOUS.search(rest)) is not None:
+        raise PlanError(f"{m.group(0)!r} leaves a choice or a mixture open; name one image per attribute")
+    if (m := _UNSUPPORTED.search(rest)) is not None:
+        raise PlanError(f"{m.group(0)!r} asks for something the mini world has no prompt for")
+    if (m := _NEGATED.search(rest)) is not None:
+        raise PlanError(f"{m.group(0)!r} negates the request; say what to take from which image")
+    for t in tokens:
+        if t.kind != "ref" or t.listed:
+            continue
+        words = []
+        if (m := _OF_NOUN.search(text, max(0, t.start - 60), t.start)) is not None:
+            words.append(m.group(1))
+        if (m := _POSSESSIVE.match(text, t.end)) is not None:
+            words.append(m.group(1))
+        unknown = [w for w in words if w not in _KNOWN_NOUNS]
+        if unknown:
+            raise PlanError(f"{unknown[0]!r} is not an attribute I know (shape, colour, pattern, size, background)")
+
+
+def _is_target(text: str, t: _Token) -> bool:
+    """Whether an edit names the image of reference ``t`` as the one edited (``give the object in image 2 ...``)."""
+    lo = max(0, t.start - 80)
+    if _TARGET_VERB.search(text, lo, t.start) or _TARGET_AFTER.match(text, t.end):
+        return True
+    if t.start <= 40 and _TARGET_START.match(text, 0, t.start) and re.match(r"\s*[,:]", text[t.end : t.end + 3]):
+        return True
+    m = _TARGET_PREP.search(text, lo, t.start)
+    if m is None or text.startswith("'s", t.end) or (m.group(1) or "") in _NOT_TARGET_BEFORE_PREP:
+        return False
+    if m.group("prep") == "to" and _MATCH_VERB.search(text, lo, t.start):
+        return False  # "match the size of X to Y": Y is the reference
+    return not (m.group("prep") == "for" and _SWAP_VERB.search(text))
+
+
+def _is_source(text: str, t: _Token) -> bool:
+    """Whether an edit names the image of reference ``t`` as the reference (``the colour of image 1``...)."""
+    lo = max(0, t.start - 80)
+    return bool(_SOURCE_PREP.search(text, lo, t.start) or _SOURCE_OF.search(text, lo, t.start))
+
+
+_ALSO_OBJECT = re.compile(
+    r"\b(?:and|plus|as well as)\s+(?:also\s+)?(?:the\s+|its\s+)?(?:object|thing|item)s?\s+(?:of|from)\b"
+)
+_JOINED = re.compile(r"\s*(?:,|and|&)?\s*")
+_ODD = re.compile(rf"\bbackground\s+{_OBJ}\b")
+
+
+def _check_roles(text: str, tokens: list[_Token]) -> None:
+    """Refuse an edit that names another image as the one edited, or image 1 as the reference."""
+    refs = [t for t in tokens if t.kind == "ref"]
+    for a, b in zip(refs, refs[1:], strict=False):
+        if _JOINED.fullmatch(text, a.end, b.start):
+            raise PlanError(f"images {a.image} and {b.image} are named together; say which one is edited")
+    if (m := _ODD.search(text)) is not None:
+        raise PlanError(f"{m.group(0)!r}: is the background or the object meant")
+    for t in tokens:
+        if t.kind != "ref":
+            continue
+        if t.listed:
+            raise PlanError("an edit takes one attribute from one image; a list of images names several")
+        if t.image != 1 and _is_target(text, t):
+            raise PlanError(f"image {t.image} is named as the image to edit, but the edited image is image 1")
+        if t.image == 1 and _is_source(text, t):
+            raise PlanError("image 1 is named as the reference, but it is the edited image; name another image")
+
+
+def _parse_edit(text: str, blanked: str, images: list[int], reading: _Reading) -> ParsedInstruction:
+    """The edit branch of :func:`parse_instruction`: one reference besides image 1, at most one attribute."""
+    others = sorted(set(images) - {1})
+    if len(others) != 1:
+        raise PlanError(f"an edit needs exactly one reference image besides image 1, got {others}")
+    if reading.values:
+        raise PlanError("an edit takes its change from a reference image, not from named values")
+    attrs = set(reading.attrs)
+    obj_attrs = sorted(attrs - {"background"}, key=OBJ_ATTRS.index)
+    if len(attrs) > 1 or "shape" in attrs:
+        raise PlanError(f"one edit changes one of colour, pattern, size, background or the object, not {sorted(attrs)}")
+    kind = obj_attrs[0] if obj_attrs else "background" if attrs else "replace"
+    if kind == "replace" and not (_REPLACE_CUE.search(blanked) and _OBJECT_WORD.search(blanked)):
+        raise PlanError("no attribute I know (shape, colour, pattern, size, background) and no replace word")
+    if kind != "replace" and (m := _ALSO_OBJECT.search(text)) is not None:
+        raise PlanError(f"{m.group(0)!r}: the {kind} and the object too? one edit changes one thing")
+    return ParsedInstruction("edit", kind, {"object" if kind == "replace" else kind: others[0]})
 
 
 def _pair_refs(text: str, tokens: list[_Token]) -> dict[str, int]:
     """Pair each object-attribute word with the image named in the same clause (``compose``).
 
-    ``text`` is the normalised text with references and values blanked. Clauses are split at punctuation and at
-    ``and``/``with``/``using``/``but``/``then``; within a clause (and then among the leftovers of all clauses)
-    attribute words and images pair up in order when their counts agree.
+    ``text`` is the normalised text with references and values blanked. With ``respectively`` all attribute words
+    and images pair up in order. Otherwise clauses are split at punctuation and at ``and``/``with``/``using``/
+    ``but``/``then``; within a clause (and then among the leftovers of all clauses) attribute words and images pair
+    up in order when their counts agree.
     """
-    breaks = [m.start() for m in _CLAUSE_BREAK.finditer(text)]
-    clauses: dict[int, tuple[list[str], list[int]]] = {}
-    for t in tokens:
-        if t.kind == "value" or (t.kind == "attr" and t.attr == "background"):
-            continue
-        attrs, images = clauses.setdefault(bisect.bisect(breaks, t.start), ([], []))
-        if t.kind == "attr":
-            attrs.append(t.attr)
-        else:
-            images.append(t.image)
+    used = [t for t in tokens if t.kind == "ref" or (t.kind == "attr" and t.attr != "background")]
+    if "respectively" in text:
+        attrs, images = [t.attr for t in used if t.kind == "attr"], [t.image for t in used if t.kind == "ref"]
+        if len(attrs) != len(images):
+            raise PlanError(f"'respectively' pairs {len(attrs)} attributes with {len(images)} images")
+        groups = [(attrs, images)]
+    else:
+        if any(t.listed for t in used):
+            raise PlanError("a list of images without 'respectively' does not say which attribute comes from which")
+        breaks = [m.start() for m in _CLAUSE_BREAK.finditer(text)]
+        clauses: dict[int, tuple[list[str], list[int]]] = {}
+        for t in used:
+            attrs, images = clauses.setdefault(bisect.bisect(breaks, t.start), ([], []))
+            (attrs.append(t.attr) if t.kind == "attr" else images.append(t.image))
+        groups, left_attrs, left_images = [], [], []
+        for attrs, images in clauses.values():
+            if len(attrs) == len(images):
+                groups.append((attrs, images))
+            else:
+                left_attrs += attrs
+                left_images += images
+        if len(left_attrs) != len(left_images):
+            raise PlanError(f"cannot pair attributes {left_attrs} with images {left_images}")
+        groups.append((left_attrs, left_images))
     refs: dict[str, int] = {}
-    left_attrs: list[str] = []
-    left_images: list[int] = []
-    for attrs, images in clauses.values():
-        if len(attrs) == len(images):
-            pairs = list(zip(attrs, images, strict=True))
-        else:
-            left_attrs += attrs
-            left_images += images
-            pairs = []
-        for a, k in pairs:
+    for attrs, images in groups:
+        for a, k in zip(attrs, images, strict=True):
             if refs.get(a, k) != k:
                 raise PlanError(f"the {a} is taken from two images")
             refs[a] = k
-    if len(left_attrs) != len(left_images):
-        raise PlanError(f"cannot pair attributes {left_attrs} with images {left_images}")
-    for a, k in zip(left_attrs, left_images, strict=True):
-        if refs.get(a, k) != k:
-            raise PlanError(f"the {a} is taken from two images")
-        refs[a] = k
     return refs
 
 
-#: Words that ask for the whole object to be replaced (an edit naming no attribute must say one of these: the
-#: planner never guesses "replace" for an attribute word it does not know).
-_REPLACE_CUE = re.compile(r"replac|swap|\bput|exchang|substitut|\buse\b|switch|instead|place|bring|\btake|move|insert")
-
-
-def _parse_edit(
-    instruction: str, text: str, images: list[int], obj_attrs: list[str], attr_words: set[str], values: dict
-) -> ParsedInstruction:
-    """The edit branch of :func:`parse_instruction`: one reference besides image 1, at most one attribute."""
-    task = "edit"
-    others = sorted(set(images) - {1})
-    if len(others) != 1:
-        raise PlanError(f"an edit needs exactly one reference image besides image 1, got {others}")
-    if values:
-        raise PlanError(f"an edit names no values, got {values}")
-    if len(obj_attrs) > 1 or "shape" in obj_attrs:
-        raise PlanError(f"cannot edit {obj_attrs} at once")
-    kind = obj_attrs[0] if obj_attrs else "background" if "background" in attr_words else "replace"
-    if kind == "replace" and not _REPLACE_CUE.search(text):
-        raise PlanError(
-            f"no attribute I know (shape, colour, pattern, size, background) and no replace word in {instruction!r}"
-            "; say e.g. 'Make the object in image 1 have the colour of the object in image 2.' or "
-            "'Replace the object in image 1 with the object in image 2.'"
-        )
-    return ParsedInstruction(task, kind, {"object" if kind == "replace" else kind: others[0]})
-
-
-def parse_instruction(instruction: str, task: str, n_images: int | None = None) -> ParsedInstruction:
-    """Understand a mini-world instruction.
-
-    Args:
-        instruction: canonical, paraphrased or irregular instruction text.
-        task: ``edit`` or ``generate`` (``editing``/``generation`` accepted).
-        n_images: number of input images; needed for ``last``/``right``/``middle`` references and to check image
-            numbers (None: positional references other than ``first``/``left`` fail, numbers are not checked).
-
-    Returns:
-        The parsed instruction; :meth:`ParsedInstruction.prompt` gives the canonical prompt.
-
-    Raises:
-        PlanError: when the instruction is not understood or is ambiguous.
-    """
-    task = normalize_task(task)
-    text = _normalize(instruction)
-    tokens, blanked = _tokens(text, n_images)
-    images = [t.image for t in tokens if t.kind == "ref"]
-    if not images:
-        raise PlanError("no image is referred to")
-    if n_images is not None and any(not 1 <= k <= n_images for k in images):
-        raise PlanError(f"image numbers {sorted(set(images))} outside 1..{n_images}")
-    attr_words = {t.attr for t in tokens if t.kind == "attr"}
-    obj_attrs = sorted(attr_words - {"background"}, key=OBJ_ATTRS.index)
-    values: dict[str, str] = {}
-    for t in tokens:
-        if t.kind == "value":
-            if values.get(t.attr, t.value) != t.value:
-                raise PlanError(f"two {t.attr} values: {values[t.attr]!r} and {t.value!r}")
-            values[t.attr] = t.value
-
-    if task == "edit":
-        return _parse_edit(instruction, text, images, obj_attrs, attr_words, values)
+def _parse_generate(blanked: str, tokens: list[_Token], images: list[int], reading: _Reading) -> ParsedInstruction:
+    """The generation branch of :func:`parse_instruction`: ``place`` or ``compose``."""
+    values = reading.values
     if "background" not in values:
-        raise PlanError("a generation needs a background value")
+        raise PlanError("a generation needs a background value (light, dark or warm)")
+    obj_attrs = sorted(set(reading.attrs) - {"background"}, key=OBJ_ATTRS.index)
     if not obj_attrs:
-        if len(set(images)) != 1:
+        if len(set(images)) != 1 or any(t.listed for t in tokens):
             raise PlanError(f"placing one object, but images {sorted(set(images))} are named")
         if set(values) != {"background"}:
             raise PlanError(f"placing an object from an image names no object values, got {values}")
-        return ParsedInstruction(task, "place", {"object": images[0]}, {"background": values["background"]})
+        return ParsedInstruction("generate", "place", {"object": images[0]}, {"background": values["background"]})
     refs = _pair_refs(blanked, tokens)
     if len(set(refs.values())) != len(refs):
         raise PlanError(f"several attributes from one image: {refs}")
@@ -330,7 +520,68 @@ def parse_instruction(instruction: str, task: str, n_images: int | None = None) 
     if missing or clash:
         raise PlanError(f"object attributes not given {missing} or given twice {clash}")
     refs = {a: refs[a] for a in OBJ_ATTRS if a in refs}
-    return ParsedInstruction(task, "compose", refs, values)
+    return ParsedInstruction("generate", "compose", refs, values)
+
+
+def _values(tokens: list[_Token]) -> dict[str, str]:
+    """The values named (canonical names); two different values of one attribute are refused."""
+    values: dict[str, str] = {}
+    for t in tokens:
+        if t.kind == "value":
+            if values.get(t.attr, t.value) != t.value:
+                raise PlanError(f"two {t.attr} values: {values[t.attr]!r} and {t.value!r}")
+            values[t.attr] = t.value
+    return values
+
+
+def _parse(text: str, reading: _Reading) -> ParsedInstruction:
+    """:func:`parse_instruction` on normalised text, filling ``reading`` on the way."""
+    tokens, blanked = _tokens(text, reading.n_images, reading.task)
+    reading.images = [t.image for t in tokens if t.kind == "ref"]
+    reading.attrs = [t.attr for t in tokens if t.kind == "attr"]
+    reading.values = _values(tokens)
+    tokens, rest = _set_aside(tokens, _keep_spans(text), blanked)
+    reading.attrs = [t.attr for t in tokens if t.kind == "attr"]
+    if not reading.images:
+        raise PlanError("no image is referred to")
+    n = reading.n_images
+    if n is not None and any(not 1 <= k <= n for k in reading.images):
+        raise PlanError(f"image numbers {sorted(set(reading.images))} outside 1..{n}")
+    if any(t.other for t in tokens) and not any(t.kind == "ref" and t.image == 1 and not t.other for t in tokens):
+        raise PlanError("'the other image' is named, but not image 1 it is the other of")
+    _check_wording(text, tokens, rest)
+    if reading.task == "edit":
+        _check_roles(text, tokens)
+        return _parse_edit(text, blanked, reading.images, reading)
+    return _parse_generate(blanked, tokens, reading.images, reading)
+
+
+def parse_instruction(instruction: str, task: str, n_images: int | None = None) -> ParsedInstruction:
+    """Understand a mini-world instruction.
+
+    Args:
+        instruction: canonical, paraphrased, irregular or hand-written instruction text.
+        task: ``edit`` or ``generate`` (``editing``/``generation`` accepted).
+        n_images: number of input images; needed for ``last``/``right``/``middle``/``other`` references and to
+            check image numbers (None: positional references other than ``first``/``left`` fail, numbers are not
+            checked).
+
+    Returns:
+        The parsed instruction; :meth:`ParsedInstruction.prompt` gives the canonical prompt.
+
+    Raises:
+        PlanError: when the instruction is not understood or is ambiguous; the message says what is missing, what
+            was understood and an example phrasing that is accepted.
+        TypeError: when ``instruction`` is not a string.
+    """
+    task = normalize_task(task)
+    if not isinstance(instruction, str):
+        raise TypeError(f"instruction must be a str, got {type(instruction).__name__}.")
+    reading = _Reading(task, n_images)
+    try:
+        return _parse(_normalize(instruction), reading)
+    except PlanError as err:
+        raise PlanError(f"{err}; understood: {reading.describe()}; say e.g. {reading.example()!r}") from None
 
 
 def wrap_reply(prompt: str, task: str) -> str:
@@ -384,12 +635,17 @@ class MiniPlanner(Planner):
 
         Args:
             images: the request's PIL images, in order (only their number is used).
-            instruction: the instruction (canonical, paraphrased or irregular).
+            instruction: the instruction (canonical, paraphrased, irregular or hand-written).
             task: ``"edit"`` or ``"generate"``.
 
         Returns:
-            ``PlannedPrompt(canonical prompt, "<edit>…</edit>"/"<gen>…</gen>", "mini", False)``, or the instruction
-            with ``fell_back=True`` (and a warning) when it cannot be parsed.
+            ``PlannedPrompt(canonical prompt, "<edit>…</edit>"/"<gen>…</gen>", "mini", False)``; non-strict, the
+            instruction with ``fell_back=True`` (and a warning) when it cannot be parsed.
+
+        Raises:
+            PlanError: strict (the default), when the instruction is not understood: one line with what is missing,
+                what was understood and an example phrasing (the CLI prints it and exits 2).
+            TypeError: when ``images`` is not a list of PIL images.
         """
         task = normalize_task(task)
         build_user_text(instruction, task)
