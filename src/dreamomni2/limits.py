@@ -13,10 +13,13 @@ __all__ = [
     "MAX_BODY_BYTES",
     "MAX_IMAGES",
     "MAX_INPUT_PIXELS",
+    "MAX_JUDGE_REPLY_CHARS",
+    "MAX_JUDGE_SAMPLES",
     "MAX_N",
     "MAX_OUTPUT_PIXELS",
     "MAX_OUTPUT_SIDE",
     "MAX_PROMPT_CHARS",
+    "MAX_REPORT_THUMB_SIDE",
     "MAX_SEED",
     "MAX_STEPS",
     "MIN_OUTPUT_SIDE",
@@ -39,3 +42,10 @@ MAX_INPUT_PIXELS: int = 64 * 1024 * 1024
 MAX_PROMPT_CHARS: int = 4000
 #: Largest HTTP request body the server reads.
 MAX_BODY_BYTES: int = 64 * 1024 * 1024
+#: Longest side, in pixels, of an image inlined in a ``bench report`` HTML page (larger ones are thumbnailed, so a
+#: report of N cases stays about N x (inputs + runs) x 30 KB at most).
+MAX_REPORT_THUMB_SIDE: int = 256
+#: Longest benchmark-judge reply parsed (a longer one is unjudged, never read as a verdict).
+MAX_JUDGE_REPLY_CHARS: int = 16384
+#: Most samples a VLM judge may take per case for its majority vote (``bench judge --samples``).
+MAX_JUDGE_SAMPLES: int = 15

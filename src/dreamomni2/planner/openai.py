@@ -122,14 +122,27 @@ class OpenAIPlanner(Planner):
         Returns:
             The chat completions request as a dict.
         """
+        return self.chat_payload(images, build_user_text(instruction, normalize_task(task)))
+
+    def chat_payload(self, images: Sequence[Image.Image], text: str, temperature: float = 0) -> dict[str, Any]:
+        """The JSON request body of one user turn: the images (PNG data URLs, in order), then ``text``.
+
+        Args:
+            images: the images, in order.
+            text: the text part.
+            temperature: sampling temperature (0: greedy, as the release plans).
+
+        Returns:
+            The chat completions request as a dict.
+        """
         content: list[dict[str, Any]] = [
             {"type": "image_url", "image_url": {"url": image_data_url(img)}} for img in images
         ]
-        content.append({"type": "text", "text": build_user_text(instruction, normalize_task(task))})
+        content.append({"type": "text", "text": text})
         return {
             "model": self.model,
             "messages": [{"role": "user", "content": content}],
-            "temperature": 0,
+            "temperature": temperature,
             "max_tokens": self.max_tokens,
         }
 
@@ -148,7 +161,26 @@ class OpenAIPlanner(Planner):
 
     def generate_reply(self, images: list[Image.Image], instruction: str, task: str) -> str:
         """POST the request and return the first choice's message content (``""`` when absent)."""
-        body = json.dumps(self.build_payload(images, instruction, task)).encode("utf-8")
+        return self.chat(images, build_user_text(instruction, normalize_task(task)))
+
+    def chat(self, images: Sequence[Image.Image], text: str, temperature: float = 0) -> str:
+        """POST one user turn (the images, then ``text``) and return the first choice's message content.
+
+        The whole call is bounded by ``timeout`` and the reply by :data:`MAX_REPLY_BYTES`; the bearer token goes only
+        to this planner's own URL. Shared by the planner and the benchmark's VLM judges.
+
+        Args:
+            images: the images, in order.
+            text: the text part of the turn.
+            temperature: sampling temperature.
+
+        Returns:
+            The reply text (``""`` when the reply has no content).
+
+        Raises:
+            PlannerError: unreachable endpoint, HTTP error, timeout, oversized or malformed reply.
+        """
+        body = json.dumps(self.chat_payload(images, text, temperature)).encode("utf-8")
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"

@@ -149,9 +149,13 @@ class QwenPlanner(Planner):
         Returns:
             ``[{"role": "user", "content": [{"type": "image", "image": img}, ..., {"type": "text", "text": ...}]}]``.
         """
-        user_text = build_user_text(instruction, normalize_task(task))
+        return self.chat_messages(images, build_user_text(instruction, normalize_task(task)))
+
+    @staticmethod
+    def chat_messages(images: Sequence[Image.Image], text: str) -> list[dict[str, Any]]:
+        """One user turn: one image part per image, in order, then the text part ``text``."""
         content: list[dict[str, Any]] = [{"type": "image", "image": img} for img in images]
-        content.append({"type": "text", "text": user_text})
+        content.append({"type": "text", "text": text})
         return [{"role": "user", "content": content}]
 
     def build_inputs(self, images: Sequence[Image.Image], instruction: str, task: str) -> Any:
@@ -166,22 +170,43 @@ class QwenPlanner(Planner):
             The processor's ``BatchFeature`` (``input_ids``, ``attention_mask``, ``pixel_values``,
             ``image_grid_thw`` ...), batch size 1.
         """
+        return self._chat_inputs(images, build_user_text(instruction, normalize_task(task)))
+
+    def _chat_inputs(self, images: Sequence[Image.Image], text: str) -> Any:
         self.load()
-        messages = self.build_messages(images, instruction, task)
-        text = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        inputs = self.processor(text=[text], images=list(images) or None, padding=True, return_tensors="pt")
+        messages = self.chat_messages(images, text)
+        prompt = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        inputs = self.processor(text=[prompt], images=list(images) or None, padding=True, return_tensors="pt")
         return inputs.to(self.model.device)
 
     def generate_reply(self, images: list[Image.Image], instruction: str, task: str) -> str:
         """Greedy-decode the planner's reply (new tokens only, special tokens skipped)."""
+        return self.chat(images, build_user_text(instruction, normalize_task(task)))
+
+    def chat(self, images: Sequence[Image.Image], text: str, temperature: float = 0) -> str:
+        """Decode the model's reply to one user turn (the images, then ``text``): new tokens only, special tokens
+        skipped, at most ``max_new_tokens``. Shared by the planner and the benchmark's VLM judges.
+
+        Args:
+            images: the images, in order.
+            text: the text part of the turn.
+            temperature: 0 decodes greedily; above 0 samples at that temperature.
+
+        Returns:
+            The decoded reply.
+        """
         import torch
 
         self.load()
         if self.model.device.type != torch.device(self.device).type:  # back from offload()
             self.model.to(self.device)
-        inputs = self.build_inputs(images, instruction, task)
+        inputs = self._chat_inputs(images, text)
+        # sampling overrides the folder's near-greedy top_p/top_k (Qwen2.5-VL ships top_k=1)
+        sampling = {"do_sample": False}
+        if temperature > 0:
+            sampling = {"do_sample": True, "temperature": float(temperature), "top_p": 1.0, "top_k": 0}
         with torch.inference_mode():
-            out = self.model.generate(**inputs, do_sample=False, max_new_tokens=self.max_new_tokens)
+            out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, **sampling)
         new_tokens = out[:, inputs["input_ids"].shape[1] :]
         reply = self.processor.batch_decode(new_tokens, skip_special_tokens=True, clean_up_tokenization_spaces=False)
         return reply[0]
