@@ -21,6 +21,7 @@ footnote.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -176,10 +177,15 @@ def score_cell(verdicts: Iterable[Verdict | None], name: str) -> ScoreCell:
     return ScoreCell(math.fsum(values) / len(values) if values else None, len(values), unjudged)
 
 
+_PER_INPUT = re.compile(r"_\d+$")
+
+
 def judge_metrics(verdicts: Iterable[Verdict]) -> list[str]:
     """A judge's metrics: :data:`SUCCESS` when any verdict answers pass/fail, then its score names in first-seen
     order (``score`` for a headline value without named scores). A pairwise judge (``pairwise:...``, its verdicts
-    stored in run A's folder as ``<judge> vs <run B>``) has one metric, ``score``: A's win rate, ties counted half."""
+    stored in run A's folder as ``<judge> vs <run B>``) has one metric, ``score``: A's win rate, ties counted half.
+    Per-input scores (``clip_i_2``, ``dino_3``: one per input image) are left to the HTML page: a case without that
+    input has no such score, which a table would show as unjudged; their mean (``clip_i``, ``dino``) is tabled."""
     verdicts = list(verdicts)
     if any(v.judge.startswith(PAIRWISE_PREFIX) for v in verdicts):
         return ["score"]  # 1 win, 0 loss, .5 tie: its mean is the win rate against the other run
@@ -188,7 +194,7 @@ def judge_metrics(verdicts: Iterable[Verdict]) -> list[str]:
     for v in verdicts:
         has_success |= v.success is not None
         for name in v.scores:
-            if name not in names:
+            if name not in names and not _PER_INPUT.search(name):
                 names.append(name)
         if v.score is not None and not v.scores and "score" not in names:
             names.append("score")
