@@ -327,6 +327,15 @@ PLANNED = [
      "Generate a small striped object with the shape of image 1 and the colour of image 2 on a warm background."),
     ("the image", "Put the object from the image on a beige background.", "generate", 1,
      "Generate the object from image 1 on a warm background."),
+    ("image 1's own background is the setting", "Take the thing from pic 3 and sit it on pic 1's backdrop.",
+     "edit", 3, R.format(k=3)),
+    ("the background of image 1 should stay", "Exchange the item of image 1 with image 2's item; the background of "
+     "image 1 should stay as it is.", "edit", 2, R.format(k=2)),
+    ("colour edit on its own background", "Colour the object in image 1 like the object in image 4, leaving it on "
+     "its original backdrop.", "edit", 4, C.format(k=4)),
+    ("a verb acts on image 1's background", "Swap image 1's background for the one in picture 2.", "edit", 2,
+     B.format(k=2)),
+    ("typo of a function word", "Kindley give image 1 the background of image 3.", "edit", 3, B.format(k=3)),
 ]  # fmt: skip
 
 #: Instructions it must refuse (ambiguous, or asking for something the mini world cannot do), with the reason.
@@ -343,11 +352,23 @@ REFUSED = [
     ("comparative", "Give image 1 a darker background than image 2.", "edit", 2, "no prompt for"),
     ("two attributes", "Give image 1 the background and the colour of image 2.", "edit", 2, "one edit changes one"),
     ("unknown value", "Generate the object from image 2 on a purple background.", "generate", 2,
-     "needs a background value"),
+     "I don't know what 'purple' means here"),
     ("the other, 3 images", "Give the object in image 1 the colour of the other image.", "edit", 3,
      "does not name one image"),
     ("keep names image k", "Keep the colour of image 2 and swap the object in image 1 for the one in image 3.",
      "edit", 3, "'keep'/'not' clause names image 2"),
+    ("replace keeping an object attribute", "Put the thing from image 2 into image 1 but keep the size it has now.",
+     "edit", 2, "replacing the object but keeping its size mixes two objects"),
+    ("replace with its own colour", "Use image 3's object in image 1, in its previous colour.", "edit", 3,
+     "the color of image 1 itself is kept while another image gives the change"),
+    ("image 1's background given an attribute", "Give image 1's backdrop the pattern of image 2's object.", "edit", 2,
+     "one edit changes one of"),
+    ("unknown shape word", "Just turn the object in image 1 into a crescent with the colour "
+     "of image 2.", "edit", 2, "I don't know what 'crescent' means here"),
+    ("unknown value word", "Generate the object from image 1 on a dark background, coloured violet.", "generate", 1,
+     "I don't know what 'violet' means here"),
+    ("unknown operation word", "Duplicate the object of image 2 into image 1.", "edit", 2,
+     "I don't know what 'duplicate' means here"),
 ]  # fmt: skip
 
 
@@ -441,3 +462,55 @@ def test_linear_time_on_long_inputs(piece: str) -> None:
     small, large = cost(2_000), cost(40_000)
     assert large < 2.0, large  # 40 KB, twice, in well under a second even on a busy machine
     assert large < 60 * max(small, 1e-4), (small, large)
+
+
+def test_vocabulary_knows_the_world_and_names_the_first_unknown_word() -> None:
+    """Every word of the world's own instructions is in the closed vocabulary; the first unknown word is named."""
+    from dreamomni2.mini.planner import _WORD, _is_known, _normalize
+
+    rng = random.Random(3)
+    for case in make_cases(11, 300):
+        for text in (case.prompt, paraphrase_instruction(case, rng), irregular_instruction(case, rng)):
+            assert all(_is_known(m.group(0)) for m in _WORD.finditer(_normalize(text))), text
+    assert _is_known("plese") and _is_known("chnage") and _is_known("image's") and _is_known("3rd")
+    assert _is_known("kindley") and _is_known("genrate")
+    assert not _is_known("star") and not _is_known("stars") and not _is_known("pink")  # "stars" is not "stays"
+    with pytest.raises(PlanError, match="I don't know what 'hexagon' means here") as info:
+        parse_instruction("Generate a large striped hexagon with the colour of image 1 on a dark background.",
+                          "generate", 1)  # fmt: skip
+    assert "understood: generate of 1 image(s); images named [1]; attributes color" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "n", "message"),
+    [
+        ("Give the object in picture 1 the colour of picture 2 but do not change its colour.", 2,
+         "asks to change the colour and to keep it"),
+        ("Copy the background of image 3 onto image 1 while keeping image 1's background.", 3,
+         "asks to change the background and to keep it"),
+        ("Resize the object in image 1 like image 2, keeping its size.", 2, "asks to change the size and to keep it"),
+        ("Swap the backdrop of image 1 for the item in image 3.", 3,
+         "replaces the background with the object of image 3: an edit takes like for like"),
+        ("Replace the object in image 1 with the background of image 2.", 2,
+         "replaces the object with the background of image 2"),
+        ("Replace the pattern of the object in image 1 with the object from image 2.", 2,
+         "replaces the pattern with the object of image 2"),
+    ],
+)  # fmt: skip
+def test_self_contradictory_and_unlike_replaces_are_refused(text: str, n: int, message: str) -> None:
+    with pytest.raises(PlanError, match=message):
+        parse_instruction(text, "edit", n)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Swap the background in image 1 for the background in image 2.", "Give image 1 the background of image 2."),
+        ("Give the object in image 1 the colour of image 2 but keep its pattern.",
+         "Make the object in image 1 have the colour of the object in image 2."),
+        ("Replace the colour of the object in image 1 with the colour of image 2's object.",
+         "Make the object in image 1 have the colour of the object in image 2."),
+    ],
+)  # fmt: skip
+def test_like_for_like_and_other_keeps_are_planned(text: str, expected: str) -> None:
+    assert parse_instruction(text, "edit", 2).prompt() == expected

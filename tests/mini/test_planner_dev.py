@@ -20,7 +20,12 @@ EDIT_KINDS = ("replace", "color", "pattern", "size", "background")
 KINDS = (*EDIT_KINDS, "place", "compose")
 #: Measured on this set when the rules were written: 272 of 273 answerable rows planned exactly (the other one
 #: refused), all 144 unanswerable rows refused. A regression floor: raise it when rules improve.
-MIN_EXACT = 272
+#: With the rows added for image 1's own background, replaces keeping an attribute and the closed vocabulary (443
+#: rows): 284 of 286 answerable rows exact (``white-ish light`` is refused now: 'white' is not a word of the world),
+#: all 157 unanswerable rows refused.
+#: With the rows added for self-contradictory keeps and unlike-for-unlike replaces (447 rows): 284 of 286 exact,
+#: all 161 unanswerable rows refused.
+MIN_EXACT = 284
 
 
 def load_rows() -> list[dict]:

@@ -19,7 +19,11 @@ one``, ``the image on the left``, ``the other image``...), value words (``scarle
 (``hue``, ``tint``, ``recolour``, ``shaped`` ...) are found; words inside ``keep the colour``/``don't change the
 background``/``not its pattern`` clauses are set aside. Then it refuses choices and mixtures (``or``, ``between``),
 negated requests, attribute nouns it does not know (``the brightness of image 2``) and, for edits, image 1 named as
-the reference or another image named as the one edited. Edits take image 1 as the source and the one other image
+the reference or another image named as the one edited. Image 1's own background (``on image 1's background``,
+``the background of pic one should stay``) is the setting, never the background edit's source; a replace that keeps
+one of image 1's object attributes (``but keep the original colour``) is a mixture and is refused. The vocabulary is
+closed: a word the planner does not know (``into a star``, ``pink``, ``glowing``) is refused, named, after the more
+specific checks (small typos of function words are accepted). Edits take image 1 as the source and the one other image
 named as the reference, the attribute word deciding the kind (none: replace, which needs a replace word and an
 object word); generations are ``compose`` when an object attribute word is present (each paired with the image
 named in the same clause, or in order with ``respectively``) and ``place`` otherwise.
@@ -40,11 +44,13 @@ from dreamomni2.mini.planner_lexicon import (
     ATTRIBUTE_WORDS,
     EXAMPLES,
     FILLER_NOUNS,
+    FUNCTION_WORDS,
     IMAGE_NOUNS,
     NEGATION_WORDS,
     NUMBER_WORDS,
     OBJECT_NOUNS,
     ORDINAL_WORDS,
+    OWN_WORDS,
     PHRASE_REWRITES,
     TYPOS,
     UNSUPPORTED_WORDS,
@@ -226,6 +232,7 @@ class _Reading:
     images: list[int] = field(default_factory=list)
     attrs: list[str] = field(default_factory=list)
     values: dict[str, str] = field(default_factory=dict)
+    kept: list[str] = field(default_factory=list)  # attributes of keep clauses (``keep the colour``)
 
     def describe(self) -> str:
         """One phrase: the task, images, attributes and values found."""
@@ -369,6 +376,59 @@ def _set_aside(tokens: list[_Token], spans: list[tuple[int, int]], blanked: str)
     return kept, "".join(chars)
 
 
+# --- closed vocabulary ------------------------------------------------------------------------------------------
+
+
+def _split_words(phrases: object) -> set[str]:
+    return {w for phrase in phrases for w in re.split(r"[\s-]+", str(phrase)) if w}
+
+
+#: Every word the planner knows: the world's vocabulary and its synonyms, references, the refused words, and the
+#: function, politeness and request words of :data:`~dreamomni2.mini.planner_lexicon.FUNCTION_WORDS`.
+_KNOWN_WORDS = frozenset(
+    FUNCTION_WORDS
+    | _split_words(ATTRIBUTE_WORDS)
+    | _split_words(VALUE_WORDS)
+    | _split_words((*IMAGE_NOUNS, *OBJECT_NOUNS, *FILLER_NOUNS, *NUMBER_WORDS, *ORDINAL_WORDS, *OWN_WORDS))
+    | _split_words((*AMBIGUITY_WORDS, *UNSUPPORTED_WORDS, *NEGATION_WORDS, *TYPOS.values()))
+)
+
+
+def _deletions(word: str) -> set[str]:
+    return {word[:i] + word[i + 1 :] for i in range(len(word))}
+
+
+#: The longer function, image and object words, and each of them with one letter dropped: a word one letter short
+#: of one of them, one letter too long, or with two neighbouring letters swapped, is a typo of it (a changed letter
+#: is not: ``stars`` is not ``stays``).
+_TYPO_TARGETS = frozenset(w for w in FUNCTION_WORDS | set(IMAGE_NOUNS) | set(OBJECT_NOUNS) if len(w) >= 5)
+_TYPO_SHORT = frozenset(d for w in _TYPO_TARGETS for d in _deletions(w))
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)*")
+_MAX_TYPO_LEN = 24  # longer than any function word plus one letter
+
+
+def _is_known(word: str) -> bool:
+    """Whether ``word`` is in the closed vocabulary (or a small typo of a function word of 5+ letters)."""
+    if word in _KNOWN_WORDS or any(c.isdigit() for c in word):
+        return True
+    if word.endswith("'s") and word[:-2] in _KNOWN_WORDS:
+        return True
+    if not 5 <= len(word) <= _MAX_TYPO_LEN:
+        return False  # (a bound keeps the typo test linear in the text: no deletions of a 40 KB "word")
+    swaps = {word[:i] + word[i + 1] + word[i] + word[i + 2 :] for i in range(len(word) - 1)}
+    return word in _TYPO_SHORT or bool((_deletions(word) | swaps) & _TYPO_TARGETS)
+
+
+def _check_vocabulary(text: str) -> None:
+    """Refuse an instruction with a word the planner does not know (it never plans around a word it cannot read)."""
+    for m in _WORD.finditer(text):
+        if not _is_known(m.group(0)):
+            raise PlanError(
+                f"I don't know what {m.group(0)!r} means here; the mini world knows shapes, colours, patterns, "
+                "sizes and backgrounds taken from images"
+            )
+
+
 def _check_wording(text: str, tokens: list[_Token], rest: str) -> None:
     """Refuse choices, mixtures, negated requests and attribute nouns the planner does not know.
 
@@ -391,6 +451,81 @@ def _check_wording(text: str, tokens: list[_Token], rest: str) -> None:
         unknown = [w for w in words if w not in _KNOWN_NOUNS]
         if unknown:
             raise PlanError(f"{unknown[0]!r} is not an attribute I know (shape, colour, pattern, size, background)")
+    _check_vocabulary(text)
+
+
+# --- attributes of image 1 itself ------------------------------------------------------------------------------
+
+_OWN_POSSESSIVE = re.compile(rf"'s\s+(?:(?:{_body(OWN_WORDS)})\s+)?")
+_OWN_OF = re.compile(rf"\s+(?:of|in|from|on)\s+{_OBJ_IN}")
+_OWN_ADJ = re.compile(rf"\b(?:{_body(OWN_WORDS)})\s+$")
+_OTHERS = re.compile(r"'s\s+$")
+_OWN_VERB = re.compile(
+    r"\b(?:replace|replacing|swap|swapping|change|changing|switch|exchange|substitute|alter|modify|edit|update"
+    r"|adjust|recolou?r|paint|set|turn|make|resize|rescale|reshape|fix|match)\s+(?:the\s+|its\s+)?$"
+)
+_OWN_AFTER = re.compile(
+    r"\s*(?:->|=|(?:should|must|needs to|need to|has to|is to|will|shall)\s+(?:be|become|match|look|turn|change|get"
+    r"|take|come)\b(?!\s+(?:kept|left|unchanged|untouched|preserved|retained|the same|as it is|as is|intact)))"
+    rf"|\s+(?:the\s+|a\s+|an\s+)?{_ATTR}"  # ``give image 1's background the colour of ...``: it is what is edited
+)
+
+
+def _word_end(text: str, start: int) -> int:
+    """The end of the attribute word (or phrase) starting at ``start``."""
+    m = _ATTR_RE.match(text, start)
+    return m.end() if m is not None else start
+
+
+def _own_span(text: str, tokens: list[_Token], i: int) -> tuple[int, int] | None:
+    """The span of a phrase naming attribute token ``tokens[i]`` as image 1's own, or None.
+
+    ``its original colour`` (any attribute); for the background also ``image 1's background`` and ``the background
+    of/in image 1``.
+    """
+    t = tokens[i]
+    if (m := _OWN_ADJ.search(text, max(0, t.start - 20), t.start)) is not None:
+        return m.start(), _word_end(text, t.start)
+    if t.attr != "background":
+        return None  # ``the colour of the object in image 1`` names what is edited
+
+    def is_image1(k: int) -> bool:
+        return 0 <= k < len(tokens) and tokens[k].kind == "ref" and tokens[k].image == 1 and not tokens[k].listed
+
+    if is_image1(i - 1) and not tokens[i - 1].other and _OWN_POSSESSIVE.fullmatch(text, tokens[i - 1].end, t.start):
+        return tokens[i - 1].start, _word_end(text, t.start)
+    if is_image1(i + 1) and not _OTHERS.search(text, max(0, t.start - 4), t.start):
+        if _OWN_OF.fullmatch(text, _word_end(text, t.start), tokens[i + 1].start):
+            return t.start, tokens[i + 1].end
+    return None
+
+
+def _own_attributes(text: str, tokens: list[_Token]) -> tuple[list[_Token], list[tuple[int, int]]]:
+    """Drop the background of image 1 itself from an edit's tokens; refuse an object attribute kept as its own.
+
+    Image 1 is the edited image, so an attribute named as its own (``on image 1's background``, ``the background
+    of pic one should stay``, ``with its original colour``) is never the edit's source: its background is the
+    setting (set aside, as a keep clause), and keeping an object attribute of its own while another image gives the
+    change is a mixture the mini world cannot do (refused). Unless a verb acts on it (``change the background of
+    image 1``, ``image 1's background should become``...): then it is what is edited, and stays.
+
+    Returns:
+        The tokens kept, and the spans of the backgrounds set aside (``the backdrop of image 1`` there does not
+        name image 1 as the reference).
+    """
+    kept, spans = [], []
+    for i, t in enumerate(tokens):
+        span = _own_span(text, tokens, i) if t.kind == "attr" else None
+        if span is None or _OWN_VERB.search(text, max(0, span[0] - 30), span[0]) or _OWN_AFTER.match(text, span[1]):
+            kept.append(t)
+        elif t.attr != "background":
+            raise PlanError(
+                f"the {t.attr} of image 1 itself is kept while another image gives the change: a mixture the mini "
+                "world cannot do"
+            )
+        else:
+            spans.append(span)
+    return kept, spans
 
 
 def _is_target(text: str, t: _Token) -> bool:
@@ -421,8 +556,12 @@ _JOINED = re.compile(r"\s*(?:,|and|&)?\s*")
 _ODD = re.compile(rf"\bbackground\s+{_OBJ}\b")
 
 
-def _check_roles(text: str, tokens: list[_Token]) -> None:
-    """Refuse an edit that names another image as the one edited, or image 1 as the reference."""
+def _check_roles(text: str, tokens: list[_Token], own: list[tuple[int, int]]) -> None:
+    """Refuse an edit that names another image as the one edited, or image 1 as the reference.
+
+    ``own`` are the spans of keep clauses and of image 1's own background (``onto the backdrop of image 1``):
+    image 1 named there is not the reference.
+    """
     refs = [t for t in tokens if t.kind == "ref"]
     for a, b in zip(refs, refs[1:], strict=False):
         if _JOINED.fullmatch(text, a.end, b.start):
@@ -436,8 +575,48 @@ def _check_roles(text: str, tokens: list[_Token]) -> None:
             raise PlanError("an edit takes one attribute from one image; a list of images names several")
         if t.image != 1 and _is_target(text, t):
             raise PlanError(f"image {t.image} is named as the image to edit, but the edited image is image 1")
-        if t.image == 1 and _is_source(text, t):
+        if t.image == 1 and _is_source(text, t) and not any(s <= t.start < e for s, e in own):
             raise PlanError("image 1 is named as the reference, but it is the edited image; name another image")
+
+
+_ATTR_NAME = {"color": "colour"}
+_THING = r"(?:objects?|things?|items?)"
+#: ``replace the background of image 1``: what a replace verb names as replaced (an attribute or the object).
+_REPLACED = re.compile(
+    rf"\b(?:replac|swap|exchang|substitut|switch)\w*\s+(?:out\s+)?(?:the\s+|its\s+)?(?:(?P<attr>{_ATTR})|(?P<obj>{_THING}))"
+)
+#: What is taken from a reference: ``the colour of (the object in) image 2`` (an attribute) or ``the object from
+#: image 2`` / ``image 2's object`` (the object).
+_TAKEN_ATTR = re.compile(rf"(?P<attr>{_ATTR})\s+(?:of|from|in|on)\s+{_OBJ_IN}$")
+_TAKEN_OBJ = re.compile(rf"\b{_THING}\s+(?:shown\s+)?(?:of|from|in|on)\s+(?:the\s+)?$")
+_TAKEN_POSSESSIVE = re.compile(rf"'s\s+(?:(?P<attr>{_ATTR})|(?P<obj>{_THING}))")
+
+
+def _taken(text: str, t: _Token) -> str | None:
+    """What an edit takes from reference ``t``: an attribute, ``object``, or None when the text does not say."""
+    lo = max(0, t.start - 60)
+    if (m := _TAKEN_ATTR.search(text, lo, t.start)) is not None:
+        return ATTRIBUTE_WORDS[m.group("attr")]
+    if _TAKEN_OBJ.search(text, lo, t.start) is not None:
+        return "object"
+    if (m := _TAKEN_POSSESSIVE.match(text, t.end)) is not None:
+        return ATTRIBUTE_WORDS[m.group("attr")] if m.group("attr") else "object"
+    return None
+
+
+def _check_like_for_like(text: str, tokens: list[_Token]) -> None:
+    """Refuse ``replace the background of image 1 with the object from image 2``: what is replaced and what is
+    taken must be the same kind of thing (background for background, object for object, colour for colour)."""
+    if (m := _REPLACED.search(text)) is None:
+        return
+    replaced = ATTRIBUTE_WORDS[m.group("attr")] if m.group("attr") else "object"
+    for t in tokens:
+        if t.kind == "ref" and t.image != 1 and (taken := _taken(text, t)) not in (None, replaced):
+            raise PlanError(
+                f"replaces the {_ATTR_NAME.get(replaced, replaced)} with the {_ATTR_NAME.get(taken, taken)} of "
+                f"image {t.image}: an edit takes like for like (a background for a background, the object for the "
+                "object, an attribute for the same attribute)"
+            )
 
 
 def _parse_edit(text: str, blanked: str, images: list[int], reading: _Reading) -> ParsedInstruction:
@@ -452,6 +631,10 @@ def _parse_edit(text: str, blanked: str, images: list[int], reading: _Reading) -
     if len(attrs) > 1 or "shape" in attrs:
         raise PlanError(f"one edit changes one of colour, pattern, size, background or the object, not {sorted(attrs)}")
     kind = obj_attrs[0] if obj_attrs else "background" if attrs else "replace"
+    if kind == "replace" and (kept := [a for a in reading.kept if a in OBJ_ATTRS]):
+        raise PlanError(
+            f"replacing the object but keeping its {kept[0]} mixes two objects; the mini world replaces all"
+        )
     if kind == "replace" and not (_REPLACE_CUE.search(blanked) and _OBJECT_WORD.search(blanked)):
         raise PlanError("no attribute I know (shape, colour, pattern, size, background) and no replace word")
     if kind != "replace" and (m := _ALSO_OBJECT.search(text)) is not None:
@@ -540,8 +723,18 @@ def _parse(text: str, reading: _Reading) -> ParsedInstruction:
     reading.images = [t.image for t in tokens if t.kind == "ref"]
     reading.attrs = [t.attr for t in tokens if t.kind == "attr"]
     reading.values = _values(tokens)
-    tokens, rest = _set_aside(tokens, _keep_spans(text), blanked)
+    keep = _keep_spans(text)
+    before = tokens
+    tokens, rest = _set_aside(tokens, keep, blanked)
+    remaining = {id(t) for t in tokens}
+    reading.kept = [t.attr for t in before if t.kind == "attr" and id(t) not in remaining]
+    if reading.task == "edit":
+        tokens, own = _own_attributes(text, tokens)
+        keep += own
     reading.attrs = [t.attr for t in tokens if t.kind == "attr"]
+    if both := [a for a in dict.fromkeys(reading.attrs) if a in reading.kept]:
+        word = _ATTR_NAME.get(both[0], both[0])
+        raise PlanError(f"the instruction asks to change the {word} and to keep it; say which")
     if not reading.images:
         raise PlanError("no image is referred to")
     n = reading.n_images
@@ -551,7 +744,8 @@ def _parse(text: str, reading: _Reading) -> ParsedInstruction:
         raise PlanError("'the other image' is named, but not image 1 it is the other of")
     _check_wording(text, tokens, rest)
     if reading.task == "edit":
-        _check_roles(text, tokens)
+        _check_roles(text, tokens, keep)
+        _check_like_for_like(text, tokens)
         return _parse_edit(text, blanked, reading.images, reading)
     return _parse_generate(blanked, tokens, reading.images, reading)
 
