@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +118,14 @@ class SessionOptions:
     id_policy: str | None
     max_area: int | None
     defaults: ModelDefaults
+    #: component -> quantizer (:func:`dreamomni2.knobs.parse_quantize`); empty: none.
+    quantize: dict[str, str] = field(default_factory=dict)
+    #: the step cache (:func:`dreamomni2.knobs.parse_cache`), or ``None``.
+    cache: Any = None
+    #: regional ``torch.compile`` of the transformer blocks.
+    compile: bool = False
+    #: attention backend (:func:`dreamomni2.knobs.check_attention`), ``None``: diffusers' default.
+    attention: str | None = None
 
 
 def model_dir(model: str | os.PathLike | None) -> Path:
@@ -145,13 +153,19 @@ def check_options(
     dtype: Any,
     id_policy: str | None,
     max_area: int | None,
+    *,
+    knobs: dict[str, Any] | None = None,
 ) -> SessionOptions:
-    """Check every option and read the model folder's defaults; nothing heavy is loaded."""
+    """Check every option and read the model folder's defaults; nothing heavy is loaded.
+
+    ``knobs``: ``quantize``, ``cache``, ``compile``, ``attention`` (see :mod:`dreamomni2.knobs`).
+    """
     from dreamomni2.devices import resolve_device, resolve_dtype
     from dreamomni2.ids import get_policy
     from dreamomni2.memory import check_memory_mode
 
     check_memory_mode(memory)
+    knob_options = _check_knobs(knobs or {})
     if id_policy is not None:
         get_policy(id_policy)
     if max_area is not None and (not isinstance(max_area, int) or max_area < 256):
@@ -168,18 +182,37 @@ def check_options(
         check_release_folder(release)
     defaults = ModelDefaults.read(folder) if (folder / "model_index.json").is_file() else ModelDefaults()
     dev = resolve_device(device)
+    from dreamomni2.knobs import check_quantize
+
+    check_quantize(knob_options["quantize"], dev)
     return SessionOptions(
         model=os.fspath(folder), release=None if release is None else os.fspath(release),
         loras=tuple(os.fspath(x) for x in loras), memory=memory, device=dev, dtype=resolve_dtype(dtype, dev),
-        id_policy=id_policy, max_area=max_area, defaults=defaults,
+        id_policy=id_policy, max_area=max_area, defaults=defaults, **knob_options,
     )  # fmt: skip
+
+
+def _check_knobs(knobs: dict[str, Any]) -> dict[str, Any]:
+    """Parse the speed/memory knobs (:mod:`dreamomni2.knobs`); the device checks come once it is resolved."""
+    from dreamomni2.knobs import check_attention, parse_cache, parse_quantize
+
+    unknown = set(knobs) - {"quantize", "cache", "compile", "attention"}
+    if unknown:
+        raise TypeError(f"unknown knob(s): {', '.join(sorted(unknown))}")
+    return {
+        "quantize": parse_quantize(knobs.get("quantize")),
+        "cache": parse_cache(knobs.get("cache")),
+        "compile": bool(knobs.get("compile", False)),
+        "attention": check_attention(knobs.get("attention")),
+    }
 
 
 def _from_pretrained(options: SessionOptions) -> Any:
     from dreamomni2.pipeline import DreamOmni2Pipeline
 
     try:
-        return DreamOmni2Pipeline.from_pretrained(options.model, dtype=options.dtype, local_files_only=True)
+        return DreamOmni2Pipeline.from_pretrained(options.model, dtype=options.dtype, local_files_only=True,
+                                                  **_quantized_parts(options))  # fmt: skip
     except (OSError, ValueError) as err:
         if "safetensors" in str(err) and os.path.isdir(options.model):
             raise ValueError(f"--model {options.model}: {err} (weights load from safetensors only; pickle .bin "
@@ -190,6 +223,23 @@ def _from_pretrained(options: SessionOptions) -> Any:
             f"Cannot load the base model {options.model!r} locally (a FLUX.1-Kontext-dev diffusers folder, or a "
             f"repo id already in the Hugging Face cache; nothing is downloaded): {err}"
         ) from err
+
+
+def _quantized_parts(options: SessionOptions) -> dict[str, Any]:
+    """``from_pretrained`` keyword arguments for ``--quantize``: a quantization config and/or a GGUF transformer."""
+    from dreamomni2.knobs import load_gguf_transformer, quantization_config
+
+    if not options.quantize:
+        return {}
+    kwargs: dict[str, Any] = {}
+    config = quantization_config(options.quantize, options.dtype)
+    if config is not None:
+        kwargs["quantization_config"] = config
+    gguf = options.quantize.get("transformer", "")
+    if gguf.startswith("gguf:"):
+        logger.info("Loading the transformer from %s", gguf[5:])
+        kwargs["transformer"] = load_gguf_transformer(gguf[5:], options.model, options.dtype)
+    return kwargs
 
 
 def load_pipeline(
@@ -217,6 +267,10 @@ def load_pipeline(
         pipe.load_lora_weights(lora, adapter_name=f"lora{k}")
     plan = apply_memory_mode(pipe, options.memory, device=options.device, offload_hooks=offload_hooks,
                              vae_tiling=vae_tiling)  # fmt: skip
+    if options.cache is not None or options.compile or options.attention is not None:
+        from dreamomni2.knobs import apply_speed_knobs
+
+        apply_speed_knobs(pipe, options.cache, options.compile, options.attention)
     return pipe, adapters, plan
 
 

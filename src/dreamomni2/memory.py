@@ -460,17 +460,19 @@ def memory_table_markdown(num_refs: tuple[int, ...] = (1, 2, 4), planner_column:
     head = ["Mode", "What lives where"] + [f"Peak, {n} image{'s' if n > 1 else ''}" for n in num_refs]
     if planner_column:
         head.append("Peak, 1 image, no local planner")
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
+    head.append("Source")
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 3) + ["---"]) + "|"]
     for mode in MEMORY_MODES:
         peaks = [estimate_peak_memory(mode, num_refs=n, planner=True, **kwargs) for n in num_refs]
         if planner_column:
             peaks.append(estimate_peak_memory(mode, num_refs=1, planner=False, **kwargs))
-        lines.append(f"| `{mode}` | {_MODE_INFO[mode]} | " + " | ".join(f"{p:.1f} GiB" for p in peaks) + " |")
+        lines.append(f"| `{mode}` | {_MODE_INFO[mode]} | " + " | ".join(f"{p:.1f} GiB" for p in peaks) + " | formula |")
     lines.append("")
     lines.append(
         "Estimated peak accelerator memory (`dreamomni2.memory.estimate_peak_memory`): bf16 weights (FLUX 12B, "
         "T5-XXL 4.7B, CLIP-L 123M, VAE 84M, Qwen2.5-VL-7B planner 8.3B), 1024x1024 output and inputs, 512 text "
         "tokens, batch 1 (true CFG doubles the activations), +1 GiB CUDA context/slack. "
-        "Rough: measure before relying on a margin under ~2 GiB."
+        "Rough: measure before relying on a margin under ~2 GiB. Rows marked `formula` are these estimates; "
+        "`benchmarks/gpu_check.py` writes measured rows (a snippet in its `gpu_check.md`) to paste under the table."
     )
     return "\n".join(lines)

@@ -27,6 +27,7 @@ from diffusers.pipelines.flux.pipeline_output import FluxPipelineOutput
 
 from dreamomni2.flow import packed_noise, predict_velocity, schedule_mu, schedule_sigmas, sigma_from_timestep
 from dreamomni2.ids import get_policy, target_ids
+from dreamomni2.knobs import cache_context
 from dreamomni2.packing import ReferenceTokens, pack_references, packed_size, unpack_latents
 from dreamomni2.resize import reference_size, resize_image, target_size
 from dreamomni2.tasks import MAX_IMAGES, TASKS, normalize_task
@@ -267,19 +268,26 @@ class DreamOmni2Pipeline(FluxKontextPipeline):
         if batched_cfg:
             both = tuple(torch.cat([c, u], dim=0) for c, u in zip(cond[:2], uncond[:2], strict=True)) + (cond[2],)
         self.scheduler.set_begin_index(0)
-        with self.progress_bar(total=len(timesteps)) as bar:
+        n = len(timesteps)
+        if getattr(self, "step_cache", None) is not None:
+            self.step_cache.begin(self, n)  # a dreamomni2.knobs.StepCache: its hook state starts fresh per call
+        with self.progress_bar(total=n) as bar:
             for i, t in enumerate(timesteps):
                 if self.interrupt:
                     continue
                 self._current_timestep = t
                 if uncond is None:
-                    noise_pred = self._predict(latents, refs, t, guidance, cond, img_ids)
+                    with cache_context(self.transformer, "cond", i, n, t):
+                        noise_pred = self._predict(latents, refs, t, guidance, cond, img_ids)
                 else:
                     if batched_cfg:
-                        pos, neg = self._predict(latents, refs, t, guidance, both, img_ids).chunk(2)
+                        with cache_context(self.transformer, "cond", i, n, t):
+                            pos, neg = self._predict(latents, refs, t, guidance, both, img_ids).chunk(2)
                     else:
-                        pos = self._predict(latents, refs, t, guidance, cond, img_ids)
-                        neg = self._predict(latents, refs, t, guidance, uncond, img_ids)
+                        with cache_context(self.transformer, "cond", i, n, t):
+                            pos = self._predict(latents, refs, t, guidance, cond, img_ids)
+                        with cache_context(self.transformer, "uncond", i, n, t):
+                            neg = self._predict(latents, refs, t, guidance, uncond, img_ids)
                     noise_pred = neg + true_cfg_scale * (pos - neg)
                 latents = self.scheduler.step(noise_pred, t, latents, return_dict=False)[0]
                 if callback_on_step_end is not None:

@@ -57,6 +57,14 @@ class Session:
         progress: show diffusers' progress bar while denoising.
         latent_cache_bytes: bound of the reference-latent cache (a reference seen before is not VAE-encoded
             again; 0 turns it off).
+        quantize: ``int8``, ``fp8``, ``nf4``, ``bnb-int8``, ``gguf:PATH`` or per component
+            (``transformer=nf4,text_encoder_2=int8``, or a dict); see :func:`dreamomni2.knobs.parse_quantize`.
+        cache: a step cache on the transformer, ``fbcache:0.05``, ``magcache``, ``taylorseer:5``, ``pab:2``
+            (:data:`dreamomni2.knobs.CACHES`).
+        compile: regional ``torch.compile`` of the transformer's repeated blocks.
+        attention: an attention backend of diffusers' dispatcher (``native``, ``flash``, ``sage`` ...).
+
+    The measured speed and quality cost of each knob is in ``docs/benchmarks.md``.
     """
 
     def __init__(
@@ -77,12 +85,17 @@ class Session:
         vae_tiling: bool | None = None,
         progress: bool = True,
         latent_cache_bytes: int = DEFAULT_MAX_BYTES,
+        quantize: str | dict[str, str] | None = None,
+        cache: str | None = None,
+        compile: bool = False,
+        attention: str | None = None,
     ) -> None:
         from dreamomni2.loading import check_options
 
         self.options = check_options(
             model=model, release=release, loras=loras, memory=memory, device=device, dtype=dtype,
             id_policy=id_policy, max_area=max_area,
+            knobs={"quantize": quantize, "cache": cache, "compile": compile, "attention": attention},
         )  # fmt: skip
         self._setup(planner, float(lora_scale), dict(planner_options or {}), (offload_hooks, vae_tiling), progress)
         self.latent_cache = LatentCache(latent_cache_bytes)

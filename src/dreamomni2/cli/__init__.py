@@ -46,9 +46,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Import-time chatter of optional packages (torchao, when installed, registers enums with torch's pytree and
+#: diffusers reports torchao classes it cannot find): not about the user's command, shown only with --debug.
+_NOISY_LOGGERS = ("torch.utils._pytree", "diffusers.quantizers.torchao.torchao_quantizer")
+
+
+def _quiet_third_party() -> None:
+    for name in _NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the command; returns the exit status (never raises, unless ``--debug``)."""
     args = build_parser().parse_args(argv)
+    if not getattr(args, "debug", False):
+        _quiet_third_party()
     logging.basicConfig(
         level=logging.INFO if getattr(args, "debug", False) else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

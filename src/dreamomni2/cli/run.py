@@ -9,7 +9,7 @@ from pathlib import Path
 
 from dreamomni2.cli.errors import UsageError, parse_size, positive_int
 
-__all__ = ["add_run_arguments", "add_session_arguments", "run_main", "session_from_args"]
+__all__ = ["add_knob_arguments", "add_run_arguments", "add_session_arguments", "run_main", "session_from_args"]
 
 
 def add_session_arguments(p: argparse.ArgumentParser, planner_default: str | None = None) -> None:
@@ -28,8 +28,28 @@ def add_session_arguments(p: argparse.ArgumentParser, planner_default: str | Non
     p.add_argument("--memory", default="full", choices=list(MEMORY_MODES), help="memory mode")
     p.add_argument("--device", default="auto", choices=list(DEVICE_CHOICES))
     p.add_argument("--dtype", default="auto", choices=list(DTYPE_CHOICES))
+    add_knob_arguments(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def add_knob_arguments(p: argparse.ArgumentParser) -> None:
+    """The speed and memory knobs (:mod:`dreamomni2.knobs`); checked by the Session, so a bad value exits 2."""
+    from dreamomni2.knobs import CACHES, QUANTIZERS
+
+    p.add_argument(
+        "--quantize", default=None, metavar="SPEC",
+        help=f"{'|'.join(QUANTIZERS)}|gguf:PATH, or per component: transformer=nf4,text_encoder_2=int8",
+    )  # fmt: skip
+    p.add_argument("--cache", default=None, metavar="NAME[:VALUE]", help=f"step cache: {', '.join(CACHES)}")
+    p.add_argument("--compile", action="store_true", help="regional torch.compile of the transformer blocks")
+    p.add_argument("--attention", default=None, metavar="BACKEND", help="attention backend (native, flash, sage ...)")
+
+
+def _knob_kwargs(args: argparse.Namespace) -> dict:
+    return {k: getattr(args, k, None) for k in ("quantize", "cache", "attention")} | {
+        "compile": bool(getattr(args, "compile", False))
+    }
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -83,7 +103,8 @@ def session_from_args(args: argparse.Namespace, planner: str | None = None):
     spec = planner if planner is not None else args.planner
     try:
         session = Session(args.model, release=args.release, loras=args.lora, planner=spec, memory=args.memory,
-                          device=args.device, dtype=args.dtype, progress=not args.quiet)  # fmt: skip
+                          device=args.device, dtype=args.dtype, progress=not args.quiet,
+                          **_knob_kwargs(args))  # fmt: skip
     except (ValueError, FileNotFoundError) as e:
         raise UsageError(str(e)) from None
     try:

@@ -149,7 +149,7 @@ class QwenPlanner(Planner):
         Returns:
             ``[{"role": "user", "content": [{"type": "image", "image": img}, ..., {"type": "text", "text": ...}]}]``.
         """
-        return self.chat_messages(images, build_user_text(instruction, normalize_task(task)))
+        return QwenPlanner.chat_messages(images, build_user_text(instruction, normalize_task(task)))
 
     @staticmethod
     def chat_messages(images: Sequence[Image.Image], text: str) -> list[dict[str, Any]]:

@@ -7,6 +7,9 @@ A manifest row::
 
 Paths are relative to the manifest. Edit rows put the image to edit first. Sizes come from
 :mod:`dreamomni2.resize` (the same functions the pipeline uses).
+
+A manifest may also be a Hugging Face ``datasets`` folder (written by ``save_to_disk``, one split) whose rows have
+the same columns; its paths are relative to the folder holding it, and its "line numbers" are 1-based row numbers.
 """
 
 from __future__ import annotations
@@ -27,7 +30,10 @@ from dreamomni2.tasks import MAX_IMAGES
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Problem", "Sample", "bucket_batches", "check_manifest", "read_manifest", "renumber_images"]
+__all__ = [
+    "Problem", "Sample", "bucket_batches", "check_manifest", "dataset_rows", "is_dataset_folder", "read_manifest",
+    "renumber_images",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -138,7 +144,8 @@ def read_manifest(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     allowed_roots: tuple[str | Path, ...] = (),
 ) -> tuple[list[Sample], list[Problem]]:
-    """Read a manifest; returns the good samples and every problem (line numbers are 1-based).
+    """Read a manifest (JSONL, or a ``datasets`` folder); returns the good samples and every problem (line
+    numbers are 1-based).
 
     Image and target paths must resolve (after symlinks) inside the manifest's folder or one of ``allowed_roots``.
 
@@ -146,16 +153,10 @@ def read_manifest(
         FileNotFoundError: when the manifest itself is missing. ValueError: a manifest that is not UTF-8.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such manifest")
     root = path.parent
     samples, problems, seen = [], [], {}
     checked: dict[Path, str | None] = {}
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 text (byte {e.start})") from None
-    for line_no, raw in enumerate(text.splitlines(), start=1):
+    for line_no, raw in _manifest_lines(path):
         if not raw.strip():
             continue
         sample, errors = _parse_row(line_no, raw, root, max_images, tuple(Path(a) for a in allowed_roots))
@@ -176,6 +177,43 @@ def read_manifest(
         else:
             samples.append(sample)
     return samples, problems
+
+
+def is_dataset_folder(path: str | Path) -> bool:
+    """Whether ``path`` is a folder written by ``datasets``' ``save_to_disk`` (a Dataset or a DatasetDict)."""
+    p = Path(path)
+    return p.is_dir() and any((p / name).is_file() for name in ("state.json", "dataset_dict.json"))
+
+
+def dataset_rows(path: str | Path) -> list[dict]:
+    """The rows of a ``datasets`` folder (``load_from_disk``; a DatasetDict must hold exactly one split).
+
+    Raises:
+        ValueError: ``datasets`` is not installed, or a DatasetDict has several splits (naming the folder).
+    """
+    try:
+        import datasets
+    except ImportError:
+        raise ValueError(f"{path}: reading a datasets folder needs `pip install datasets`") from None
+    ds = datasets.load_from_disk(str(path))
+    if isinstance(ds, datasets.DatasetDict):
+        if len(ds) != 1:
+            raise ValueError(f"{path}: a DatasetDict with splits {sorted(ds)}; save one split")
+        ds = next(iter(ds.values()))
+    return [dict(row) for row in ds]
+
+
+def _manifest_lines(path: Path) -> list[tuple[int, str]]:
+    """``(line number, JSON text)`` of every line of a JSONL manifest, or of every row of a ``datasets`` folder."""
+    if is_dataset_folder(path):
+        return [(i, json.dumps(row, default=str)) for i, row in enumerate(dataset_rows(path), start=1)]
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such manifest")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    return list(enumerate(text.splitlines(), start=1))
 
 
 def check_manifest(path: str | Path, max_images: int = MAX_IMAGES) -> list[Problem]:
