@@ -81,8 +81,9 @@ def test_cli_writes_and_resumes(tiny_dir, tmp_path, capsys):
     assert main(argv) == 0
     assert capsys.readouterr().out.strip() == f"wrote 2 pairs to {out} (0 already there)"
     recs = [json.loads(line) for line in (out / "pairs.jsonl").read_text().splitlines()]
-    assert [r["id"] for r in recs] == ["a", "b"] and recs[0]["model"]["model"] == str(tiny_dir)
+    assert [r["id"] for r in recs] == ["a", "b"] and recs[0]["model"]["path"] == str(tiny_dir.resolve())
     assert recs[0]["settings"]["mixing"]["blocks"] == "double"
+    assert set(recs[0]["model"]["weights"]["model"]) >= {"transformer/diffusion_pytorch_model.safetensors"}
     assert sorted(p.name for p in (out / "a").iterdir()) == ["source.png", "target.png"]
     _write_rows(rows, [*ROWS, {"id": "c", "source_prompt": "x", "target_prompt": "y"}])
     assert main(argv) == 0

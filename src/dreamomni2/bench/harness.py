@@ -9,21 +9,20 @@
 - **sharded**: with ``world`` processes, case ``i`` goes to rank ``i % world``; each rank appends to its own
   ``shards/records-<rank>-of-<world>.jsonl``. Case ``i`` uses seed ``seed + i`` whatever the sharding, so one
   process and several give the same images. Rank and world come from the ``RANK``/``WORLD_SIZE`` environment
-  variables that both ``torchrun`` and ``accelerate launch`` set (no collective is used: no process group, no
-  barrier). Completion is checked on the files: when every case has a record in some shard, the process that sees
-  it writes ``records.jsonl`` (all records in suite order, one per case, an ``ok`` one preferred); it is written
-  atomically and its content depends only on the shards, so two processes finishing together write the same
-  file. :func:`merge_run` does the same later (``bench run`` on a finished folder only merges).
+  variables that both ``torchrun`` and ``accelerate launch`` set (:func:`dreamomni2.runlog.current_shard`; no
+  collective is used: no process group, no barrier). Completion is checked on the files: when every case has a
+  record in some shard, the process that sees it writes ``records.jsonl`` (all records in suite order, one per
+  case, an ``ok`` one preferred); it is written atomically and its content depends only on the shards, so two
+  processes finishing together write the same file. :func:`merge_run` does the same later (``bench run`` on a
+  finished folder only merges).
 - **one settings per folder**: ``run.json`` records the settings, the model's identity and the suite's hash; a
   rerun with other values is refused (:class:`RunSettingsError`, one line naming the differing keys).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
@@ -36,10 +35,10 @@ from dreamomni2.bench.records import (
     SHARDS_DIR,
     RunRecord,
     output_path,
-    read_jsonl,
     shard_path,
 )
 from dreamomni2.bench.suite import SuiteCase, case_folder_name, read_suite, read_suite_meta, suite_hash
+from dreamomni2.runlog import RecordLog, claim_settings, dist_rank_world, model_identity, read_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -52,10 +51,9 @@ __all__ = [
     "model_identity",
     "run_suite",
 ]
+# dist_rank_world and model_identity live in dreamomni2.runlog (re-exported for the CLI and tests)
 
 RUN_FORMAT = 1
-#: Weight files up to this size get a sha256 in the model identity; larger ones size + mtime (cheap).
-HASH_LIMIT_BYTES = 64 * 1024 * 1024
 #: The run.json keys a rerun must match.
 _MATCHED = ("suite_hash", "settings", "model")
 
@@ -86,66 +84,6 @@ class RunOutcome:
     seconds: float = 0.0
 
 
-def dist_rank_world(rank: int | None = None, world: int | None = None) -> tuple[int, int]:
-    """This process's ``(rank, world)``: the arguments, else ``RANK``/``WORLD_SIZE`` (torchrun, accelerate), else
-    ``(0, 1)``.
-
-    Raises:
-        ValueError: a world below 1 or a rank outside ``0 .. world-1``.
-    """
-    try:
-        world = int(world if world is not None else os.environ.get("WORLD_SIZE", 1))
-        rank = int(rank if rank is not None else os.environ.get("RANK", 0))
-    except ValueError:
-        raise ValueError(f"RANK/WORLD_SIZE must be integers, got {os.environ.get('RANK')!r}/"
-                         f"{os.environ.get('WORLD_SIZE')!r}") from None  # fmt: skip
-    if world < 1 or not 0 <= rank < world:
-        raise ValueError(f"rank {rank} of world {world}: need world >= 1 and 0 <= rank < world")
-    return rank, world
-
-
-def _file_identity(path: Path) -> dict[str, Any]:
-    st = path.stat()
-    if st.st_size <= HASH_LIMIT_BYTES:
-        h = hashlib.sha256()
-        with path.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        return {"size": st.st_size, "sha256": h.hexdigest()}
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
-
-
-def _weights(folder: Path | None) -> dict[str, Any]:
-    if folder is None or not folder.is_dir():
-        return {}
-    files = sorted(folder.rglob("*.safetensors"))
-    return {p.relative_to(folder).as_posix(): _file_identity(p) for p in files}
-
-
-def model_identity(session: Any) -> dict[str, Any]:
-    """The model a Session draws with: folder, release, LoRAs, dtype, and each weight file's sha256 (files up to
-    :data:`HASH_LIMIT_BYTES`) or size + mtime (larger ones)."""
-    from dreamomni2.loading import model_dir
-
-    opts = session.options
-    wrapped = opts.model is None and opts.dtype is None  # Session.from_pipeline: no folder to identify
-    try:
-        base = None if wrapped else model_dir(opts.model)
-    except ValueError:
-        base = None
-    ident: dict[str, Any] = {"path": str(base.resolve()) if base else None, "release": None, "loras": [],
-                             "dtype": str(opts.dtype) if opts.dtype is not None else None}  # fmt: skip
-    weights = {"model": _weights(base)}
-    if opts.release:
-        ident["release"] = str(Path(opts.release).resolve())
-        weights["release"] = _weights(Path(opts.release))
-    for k, lora in enumerate(opts.loras):
-        ident["loras"].append(str(Path(lora).resolve()))
-        weights[f"lora{k}"] = _weights(Path(lora))
-    ident["weights"] = weights
-    return ident
-
-
 def _planner_name(session: Any) -> str:
     spec = getattr(session, "_planner_arg", None)
     if isinstance(spec, str):
@@ -158,18 +96,6 @@ def _run_meta(suite_dir: Path, cases: Sequence[SuiteCase], settings: dict, model
     h = suite_hash(cases)
     return {"format": RUN_FORMAT, "suite": str(suite_dir.resolve()), "suite_name": name, "suite_hash": h,
             "n_cases": len(cases), "settings": settings, "model": model}  # fmt: skip
-
-
-def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
-    keys = sorted(set(old) | set(new))
-    out = []
-    for k in keys:
-        a, b = old.get(k), new.get(k)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += _differences(a, b, f"{prefix}{k}.")
-        elif a != b:
-            out.append(f"{prefix}{k}")
-    return out
 
 
 def check_run_dir(run_dir: str | Path) -> Path:
@@ -193,20 +119,8 @@ def check_run_dir(run_dir: str | Path) -> Path:
 
 def _claim(run_dir: Path, meta: dict[str, Any]) -> None:
     """Write ``run.json``, or check that the existing one has the same suite, settings and model."""
-    from dreamomni2.io import atomic_write_text
-
-    path = run_dir / RUN_FILE
-    if path.is_file():
-        try:
-            old = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ValueError(f"{path}: not JSON ({e})") from None
-        diff = _differences({k: old.get(k) for k in _MATCHED}, {k: meta[k] for k in _MATCHED})
-        if diff:
-            raise RunSettingsError(f"{run_dir}: made with other settings ({', '.join(diff)} differ); "
-                                   "use another run folder or the same options")  # fmt: skip
-        return
-    atomic_write_text(path, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+    claim_settings(run_dir / RUN_FILE, meta, keys=_MATCHED, where=run_dir, error=RunSettingsError,
+                   hint="use another run folder or the same options")  # fmt: skip
 
 
 def _shard_rows(run_dir: Path) -> list[dict[str, Any]]:
@@ -214,27 +128,6 @@ def _shard_rows(run_dir: Path) -> list[dict[str, Any]]:
     for f in sorted((run_dir / SHARDS_DIR).glob("records-*-of-*.jsonl")):
         rows += read_jsonl(f)
     return rows
-
-
-def _repair_tail(path: Path) -> None:
-    """Cut a torn last line (a crash mid-append) so the next append starts on a fresh line."""
-    if not path.is_file():
-        return
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        keep = data.rfind(b"\n") + 1
-        logger.warning("%s: dropping a torn last line (%d bytes)", path, len(data) - keep)
-        with path.open("r+b") as f:
-            f.truncate(keep)
-            os.fsync(f.fileno())
-
-
-def _append(path: Path, record: RunRecord) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as f:
-        f.write(json.dumps(record.to_dict(), ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def merge_run(run_dir: str | Path, cases: Sequence[SuiteCase] | None = None) -> bool:
@@ -327,16 +220,15 @@ def _draw_shard(session: Any, todo: list[tuple[int, SuiteCase]], suite_dir: Path
     """Draw ``todo`` in batches; each output saved, then its record appended and fsynced, then ``on_record``."""
     from tqdm.auto import tqdm
 
-    shard = shard_path(run_dir, outcome.rank, outcome.world)
     desc = f"bench run [{outcome.rank}/{outcome.world}]"
     bar = tqdm(total=len(todo), desc=desc, disable=not progress or not todo, position=outcome.rank)
     step = opts["batch_size"]
-    with bar:
+    with bar, RecordLog(shard_path(run_dir, outcome.rank, outcome.world)) as log:
         for s in range(0, len(todo), step):
             batch = todo[s : s + step]
             for (i, case), result in zip(batch, _draw(session, batch, suite_dir, opts), strict=True):
                 rec = _record(case, result, run_dir, model, opts["seed"] + i)
-                _append(shard, rec)
+                log.append(rec.to_dict())
                 (outcome.errors if rec.status == "error" else outcome.done).append(case.id)
                 bar.update(1)
                 if on_record is not None:
@@ -389,7 +281,7 @@ def run_suite(
     model = model_identity(session)
     run_dir.mkdir(exist_ok=True)
     _claim(run_dir, _run_meta(suite_dir, cases, opts, model))
-    _repair_tail(shard_path(run_dir, rank, world))
+    RecordLog(shard_path(run_dir, rank, world)).close()  # cuts a torn last line before the shard is read
     finished = {r.get("id") for r in _shard_rows(run_dir) if r.get("status") == "ok"}
     mine = [(i, c) for i, c in enumerate(cases) if i % world == rank]
     todo = [(i, c) for i, c in mine if c.id not in finished]

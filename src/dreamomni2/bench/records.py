@@ -18,11 +18,12 @@ be judged (``judged`` False, ``reason`` says why: a malformed, refused or timed-
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from dreamomni2.runlog import read_jsonl  # the torn-tail tolerant reader; re-exported for the bench modules
 
 __all__ = [
     "MERGED_FILE",
@@ -141,30 +142,6 @@ def judgement_path(run_dir: str | Path, judge_name: str) -> Path:
     from dreamomni2.bench.suite import case_folder_name
 
     return Path(run_dir) / JUDGEMENTS_DIR / f"{case_folder_name(judge_name)}.jsonl"
-
-
-def read_jsonl(path: str | Path, tolerate_torn_tail: bool = True) -> list[dict[str, Any]]:
-    """Read a JSONL file of objects; a torn last line (a crash mid-append) is dropped when ``tolerate_torn_tail``.
-
-    Raises:
-        ValueError: a malformed line other than a torn last one, naming the file and line.
-    """
-    path = Path(path)
-    lines = path.read_text(encoding="utf-8").splitlines()
-    rows = []
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            if tolerate_torn_tail and lineno == len(lines):
-                break
-            raise ValueError(f"{path}:{lineno}: not JSON ({e.msg})") from None
-        if not isinstance(row, dict):
-            raise ValueError(f"{path}:{lineno}: expected a JSON object")
-        rows.append(row)
-    return rows
 
 
 def read_records(run_dir: str | Path) -> list[RunRecord]:

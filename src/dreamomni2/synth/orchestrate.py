@@ -9,9 +9,10 @@ item order, the trainer's format), ``report.json`` (counts per rejection reason)
 ``datasets`` copy. Items come from JSONL, a ``datasets`` folder (``save_to_disk``) or a Parquet/CSV/JSON file
 (read with ``datasets``).
 
-Rank and world come from ``RANK``/``WORLD_SIZE`` (set by ``torchrun`` and ``accelerate launch``), else from
-accelerate's ``PartialState``; with a process group the ranks meet at a barrier and rank 0 merges, without one the
-last shard to finish merges (a later ``run_stage`` call merges too).
+Rank and world come from ``RANK``/``WORLD_SIZE`` (set by ``torchrun`` and ``accelerate launch``), else from an
+already set up accelerate ``PartialState`` (:func:`dreamomni2.runlog.current_shard`); with a process group the ranks
+meet at a barrier and rank 0 merges, without one the last shard to finish merges (a later ``run_stage`` call merges
+too).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from dreamomni2.runlog import RecordLog, Shard, claim_settings, current_shard, read_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -66,18 +69,6 @@ class ItemResult:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class Shard:
-    """This process's place among ``world`` processes."""
-
-    rank: int = 0
-    world: int = 1
-
-    def __post_init__(self) -> None:
-        if self.world < 1 or not 0 <= self.rank < self.world:
-            raise ValueError(f"a shard wants 0 <= rank < world, got rank={self.rank}, world={self.world}")
-
-
 @dataclass
 class StageReport:
     """Counts of a finished (merged) stage: items, items with a kept row, kept rows, rejected rows per reason."""
@@ -95,53 +86,11 @@ class StageReport:
         return dict(self.__dict__)
 
 
-def current_shard() -> Shard:
-    """Rank and world from ``RANK``/``WORLD_SIZE``, else accelerate's ``PartialState``, else ``Shard(0, 1)``.
-
-    Raises:
-        ValueError: ``RANK``/``WORLD_SIZE`` that are not integers or out of range.
-    """
-    if "WORLD_SIZE" in os.environ or "RANK" in os.environ:
-        try:
-            return Shard(int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")))
-        except ValueError:
-            raise ValueError(
-                f"RANK={os.environ.get('RANK')!r} WORLD_SIZE={os.environ.get('WORLD_SIZE')!r}: need 0 <= RANK < "
-                "WORLD_SIZE, integers"
-            ) from None
-    try:
-        from accelerate import PartialState
-
-        state = PartialState()
-        return Shard(state.process_index, state.num_processes)
-    except Exception:  # accelerate missing or not set up: one process
-        return Shard()
-
-
 def _item_id(row: dict, index: int, where: str) -> str:
     value = row.get("id", f"{index:06d}")
     if isinstance(value, bool) or not isinstance(value, (str, int)) or str(value) == "":
         raise ValueError(f"{where}: item {index + 1}: id must be a non-empty string or integer, got {value!r}")
     return str(value)
-
-
-def _read_jsonl_items(path: Path) -> list[dict]:
-    rows = []
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 text (byte {e.start})") from None
-    for line_no, raw in enumerate(text.splitlines(), 1):
-        if not raw.strip():
-            continue
-        try:
-            row = json.loads(raw)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}:{line_no}: not valid JSON ({e.msg})") from None
-        if not isinstance(row, dict):
-            raise ValueError(f"{path}:{line_no}: expected a JSON object")
-        rows.append(row)
-    return rows
 
 
 def _read_dataset_items(path: Path) -> list[dict]:
@@ -176,7 +125,7 @@ def read_items(source: str | os.PathLike | Sequence[dict]) -> list[dict]:
         if is_dataset_folder(path) or path.suffix.lower() in (".parquet", ".csv", ".json"):
             rows = _read_dataset_items(path)
         elif path.is_file():
-            rows = _read_jsonl_items(path)
+            rows = read_jsonl(path, tolerate_torn_tail=False)
         else:
             raise ValueError(f"{path}: expected a JSONL file, a datasets folder or a .parquet/.csv/.json file")
     else:
@@ -204,37 +153,12 @@ def _records_dir(out_dir: Path, stage: str) -> Path:
 
 def finished_records(out_dir: str | os.PathLike, stage: str) -> dict[str, dict]:
     """Every finished item's record of a stage (from every rank's file, whatever world wrote it), by id."""
-    from dreamomni2.bench.records import read_jsonl
-
     folder = _records_dir(Path(out_dir), stage)
     done: dict[str, dict] = {}
     for path in sorted(folder.glob("rank*.jsonl")) if folder.is_dir() else []:
         for rec in read_jsonl(path, tolerate_torn_tail=True):
             done.setdefault(str(rec.get("id")), rec)
     return done
-
-
-class _RecordLog:
-    """Append-only JSONL, one fsync per record (a torn last line from a crash is dropped on reading)."""
-
-    def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.is_file() and path.stat().st_size:
-            with path.open("rb") as f:  # a torn last line (a crash mid-append) is cut before appending
-                data = f.read()
-            if not data.endswith(b"\n"):
-                cut = data.rfind(b"\n") + 1
-                with path.open("r+b") as f:
-                    f.truncate(cut)
-        self.f = path.open("a", encoding="utf-8")
-
-    def write(self, record: dict) -> None:
-        self.f.write(json.dumps(record, sort_keys=True) + "\n")
-        self.f.flush()
-        os.fsync(self.f.fileno())
-
-    def close(self) -> None:
-        self.f.close()
 
 
 def _fault_point(item_id: str) -> None:
@@ -256,18 +180,16 @@ def _process_shard(
 
     done = finished_records(out, stage)
     mine = [(i, it) for i, it in enumerate(items) if i % shard.world == shard.rank and it["id"] not in done]
-    log = _RecordLog(_records_dir(out, stage) / f"rank{shard.rank:03d}-of-{shard.world:03d}.jsonl")
-    try:
+    path = _records_dir(out, stage) / f"rank{shard.rank:03d}-of-{shard.world:03d}.jsonl"
+    with RecordLog(path, sort_keys=True) as log:
         for index, item in tqdm(mine, desc=stage, unit="item", disable=not progress):
             start = time.perf_counter()
             result = process(item, index, out)
             _fault_point(item["id"])
-            log.write({"id": item["id"], "index": index, "status": "kept" if result.rows else "rejected",
-                       "rejections": list(result.rejections), "rows": result.rows, "info": result.info,
-                       "settings": settings, "rank": shard.rank,
-                       "seconds": round(time.perf_counter() - start, 4)})  # fmt: skip
-    finally:
-        log.close()
+            log.append({"id": item["id"], "index": index, "status": "kept" if result.rows else "rejected",
+                        "rejections": list(result.rejections), "rows": result.rows, "info": result.info,
+                        "settings": settings, "rank": shard.rank,
+                        "seconds": round(time.perf_counter() - start, 4)})  # fmt: skip
     return len(mine)
 
 
@@ -305,7 +227,8 @@ def run_stage(
     shard = shard or current_shard()
     items = list(items)
     settings = dict(settings or {})
-    _check_settings(out, stage, settings)
+    claim_settings(_records_dir(out, stage) / "settings.json", settings, where=f"{out} ({stage})",
+                   hint="use another output folder")  # fmt: skip
     start = time.perf_counter()
     ran = _process_shard(stage, items, process, out, shard, progress, settings)
     logger.info("%s: rank %d/%d ran %d item(s)", stage, shard.rank, shard.world, ran)
@@ -316,18 +239,6 @@ def run_stage(
         logger.info("%s: waiting for other shards; the last one to finish merges", stage)
         return None
     return merge_stage(out, stage, items, settings, seconds=time.perf_counter() - start, dataset=dataset)
-
-
-def _check_settings(out: Path, stage: str, settings: dict) -> None:
-    from dreamomni2.io import atomic_write_text
-
-    path = _records_dir(out, stage) / "settings.json"
-    text = json.dumps(settings, sort_keys=True, default=str)
-    if path.is_file():
-        if path.read_text() != text:
-            raise ValueError(f"{out} holds a {stage} run with other settings ({path}); use another output folder")
-        return
-    atomic_write_text(path, text)
 
 
 def _barrier(shard: Shard) -> bool:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from dreamomni2 import limits
+from dreamomni2.runlog import check_settings, iter_jsonl, model_identity
 from dreamomni2.synth.mixing import MixingConfig, MixingController, block_counts
 
 __all__ = ["PAIRS_FILE", "PairSettings", "check_pair_row", "make_pairs", "read_pair_rows", "read_records"]
@@ -138,19 +139,17 @@ def read_pair_rows(path: str | Path) -> list[dict[str, Any]]:
 
 
 def read_records(out_dir: str | Path) -> list[dict[str, Any]]:
-    """The records of a pairs folder's ``pairs.jsonl`` (``[]`` when there is none)."""
+    """The records of a pairs folder's ``pairs.jsonl`` (``[]`` when there is none).
+
+    Raises:
+        ValueError: a line that is not a JSON object or not a pair record, naming the file and line.
+    """
     path = Path(out_dir) / PAIRS_FILE
     if not path.exists():
         return []
     records = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-        if not isinstance(rec, dict) or not all(k in rec for k in ("id", "source", "target", "settings")):
+    for n, rec in iter_jsonl(path, tolerate_torn_tail=False):  # rewritten atomically: never torn
+        if not all(k in rec for k in ("id", "source", "target")) or not isinstance(rec.get("settings"), dict):
             raise ValueError(f"{path}:{n}: not a pair record (needs id, source, target, settings)")
         records.append(rec)
     return records
@@ -162,16 +161,6 @@ def _session(pipe_or_session: Any) -> Any:
     if isinstance(pipe_or_session, Session):
         return pipe_or_session
     return Session.from_pipeline(pipe_or_session, planner="none")
-
-
-def _model_identity(session: Any) -> dict[str, Any]:
-    """What model drew the pairs: the Session's folder, release and LoRAs (or the pipeline's own name)."""
-    opts = session.options
-    name = opts.model
-    if name is None and session.loaded:
-        name = getattr(session.pipe, "name_or_path", None) or session.pipe.transformer.config.get("_name_or_path")
-    release = None if opts.release is None else str(opts.release)
-    return {"model": None if name is None else str(name), "release": release, "loras": [str(p) for p in opts.loras]}
 
 
 def _seeds(row: Mapping[str, Any], index: int, base: int) -> tuple[int, int]:
@@ -255,9 +244,10 @@ def _plan(out_dir: Path, rows: Sequence[Mapping], run: dict, force: bool) -> tup
     for index, row in enumerate(rows):
         rec = records.get(row["id"])
         done = rec is not None and all((out_dir / rec[k]).is_file() for k in ("source", "target"))
-        if done and not force and rec["settings"] != run:
+        diff = check_settings(rec["settings"], run) if done and not force else []
+        if diff:
             raise ValueError(f"{out_dir / PAIRS_FILE}: pair {row['id']!r} was made with other settings "
-                             f"({rec['settings']}); use another folder or pass force")  # fmt: skip
+                             f"({', '.join(diff)} differ); use another folder or pass force")  # fmt: skip
         if not done or force:
             records.pop(row["id"], None)
             todo.append((index, row))
@@ -305,7 +295,7 @@ def make_pairs(
         transformer = session.load().pipe.transformer
         MixingController(settings.mixing, *block_counts(transformer), run["steps"])
     out_dir.mkdir(parents=True, exist_ok=True)
-    model = _model_identity(session) if todo else {}
+    model = model_identity(session) if todo else {}
     with tqdm(total=len(todo), desc="pairs", unit="pair", disable=not progress) as bar:
         for start in range(0, len(todo), settings.pairs_per_call):
             chunk = todo[start : start + settings.pairs_per_call]
