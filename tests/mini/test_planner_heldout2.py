@@ -11,7 +11,6 @@ expect null. This file checks the format and scores the planner on the set (regr
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections import Counter
 from pathlib import Path
@@ -19,9 +18,10 @@ from pathlib import Path
 import pytest
 
 from dreamomni2.mini.cases import Case
-from dreamomni2.mini.planner import PlanError, parse_instruction
 from dreamomni2.mini.scene import COLORS, OBJ_ATTRS, SCENE_ATTRS, SHAPES, SIZES, VOCAB, Scene
 from dreamomni2.mini.text import ATTR_WORD, PATTERN_ADJ, canonical_prompt
+from tests.mini.heldout_common import kind_of, score_planner
+from tests.mini.heldout_common import load_rows as read_rows
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "planner_heldout2.jsonl"
 #: sha256 of the frozen file: the set must not change (a changed set no longer measures anything held out).
@@ -58,12 +58,7 @@ _CLAUSE = re.compile(r"the (shape|colour|pattern|size) of image (\d)")
 
 
 def load_rows() -> list[dict]:
-    with open(DATA, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-def kind_of(row: dict) -> str:
-    return row["id"].rsplit("-", 1)[0]
+    return read_rows(DATA)
 
 
 def _compose_values(noun_phrase: str, refs: dict[str, int]) -> dict[str, str]:
@@ -185,18 +180,6 @@ def test_check_expected_rejects_other_prompts(prompt, task, n_images):
 
 
 def test_silently_wrong_does_not_grow():
-    counts: Counter = Counter()
-    wrong = []
-    for r in load_rows():
-        try:
-            prompt = parse_instruction(r["instruction"], r["task"], r["n_images"]).prompt()
-        except PlanError:
-            counts["refused"] += 1
-            continue
-        if prompt == r["expected"]:
-            counts["exact"] += 1
-        else:
-            counts["wrong"] += 1
-            wrong.append(f"{r['id']}: {r['instruction']!r} -> {prompt!r} (expected {r['expected']!r})")
+    counts, wrong = score_planner(load_rows())
     assert counts["wrong"] <= MAX_SILENTLY_WRONG, "\n".join(wrong)
     assert counts["exact"] >= MIN_EXACT, counts

@@ -12,14 +12,14 @@ the format and scores the planner on the set (regression floors).
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from dreamomni2.mini.planner import PlanError, parse_instruction
+from tests.mini.heldout_common import kind_of, score_planner
+from tests.mini.heldout_common import load_rows as read_rows
 from tests.mini.test_planner_heldout2 import EDIT_KINDS, KINDS, check_expected
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "planner_heldout3.jsonl"
@@ -38,12 +38,7 @@ MIN_EXACT = 238
 
 
 def load_rows() -> list[dict]:
-    with open(DATA, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-def kind_of(row: dict) -> str:
-    return row["id"].rsplit("-", 1)[0]
+    return read_rows(DATA)
 
 
 def test_heldout3_is_frozen():
@@ -89,18 +84,6 @@ def test_heldout3_expected_is_a_canonical_prompt(row):
 
 
 def test_silently_wrong_does_not_grow():
-    counts: Counter = Counter()
-    wrong = []
-    for r in load_rows():
-        try:
-            prompt = parse_instruction(r["instruction"], r["task"], r["n_images"]).prompt()
-        except PlanError:
-            counts["refused"] += 1
-            continue
-        if prompt == r["expected"]:
-            counts["exact"] += 1
-        else:
-            counts["wrong"] += 1
-            wrong.append(f"{r['id']}: {r['instruction']!r} -> {prompt!r} (expected {r['expected']!r})")
+    counts, wrong = score_planner(load_rows())
     assert counts["wrong"] <= MAX_SILENTLY_WRONG, "\n".join(wrong)
     assert counts["exact"] >= MIN_EXACT, counts
