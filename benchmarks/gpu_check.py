@@ -32,6 +32,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dreamomni2.knobs import QUANTIZERS  # measured in this order, as are the memory modes
+from dreamomni2.memory import MEMORY_MODES
+
 #: Peak dense bf16 tensor throughput (TFLOP/s, no sparsity) by a substring of ``torch.cuda.get_device_name()``;
 #: first match wins, so the more specific names come first.
 PEAK_BF16_TFLOPS: tuple[tuple[str, float], ...] = (
@@ -65,8 +68,6 @@ TINY: dict[str, Any] = {
                 sample_size=32),
     "size": 64, "steps": 4, "short_steps": 2, "text_tokens": 16, "lora_rank": 4, "other_refs": (2,),
 }  # fmt: skip
-MEMORY_MODES = ("full", "balanced", "low", "minimal")
-QUANTIZERS = ("int8", "fp8", "nf4", "bnb-int8")
 REFS = (1, 2, 3)
 
 

@@ -163,8 +163,8 @@ def check_quantize(plan: dict[str, str], device: str) -> None:
             raise ValueError(f"--quantize {method}: {what} runs on {' or '.join(devices)} only, not on {device}")
         if importlib.util.find_spec(package) is None:
             raise ValueError(f"--quantize {method}: {what} needs the {package} package ({_EXTRA})")
-        if method == "fp8" and _cuda_capability(device) < (8, 9):
-            major, minor = _cuda_capability(device)
+        if method == "fp8" and (capability := _cuda_capability(device)) < (8, 9):
+            major, minor = capability
             raise ValueError(f"--quantize fp8: needs a GPU of compute capability 8.9+ (Ada/Hopper), this one is "
                              f"{major}.{minor}; use int8 or nf4")  # fmt: skip
         logger.debug("quantize %s with %s", comp, method)
@@ -290,7 +290,7 @@ def parse_cache(spec: str | None) -> CacheSpec | None:
     except ValueError:
         what = "an integer" if kind is int else "a number"
         raise ValueError(f"--cache {spec}: {raw!r} is not {what} ({meaning})") from None
-    if not (value >= 0 if kind is float else value >= 1) or value != value or value == float("inf"):
+    if value < 1 if kind is int else not 0 <= value < float("inf"):  # (NaN fails the float test too)
         raise ValueError(f"--cache {spec}: the value must be {'>= 0' if kind is float else '>= 1'} ({meaning})")
     return CacheSpec(name, float(value))
 

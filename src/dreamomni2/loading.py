@@ -162,6 +162,7 @@ def check_options(
     """
     from dreamomni2.devices import resolve_device, resolve_dtype
     from dreamomni2.ids import get_policy
+    from dreamomni2.knobs import check_quantize
     from dreamomni2.memory import check_memory_mode
 
     check_memory_mode(memory)
@@ -182,8 +183,6 @@ def check_options(
         check_release_folder(release)
     defaults = ModelDefaults.read(folder) if (folder / "model_index.json").is_file() else ModelDefaults()
     dev = resolve_device(device)
-    from dreamomni2.knobs import check_quantize
-
     check_quantize(knob_options["quantize"], dev)
     return SessionOptions(
         model=os.fspath(folder), release=None if release is None else os.fspath(release),

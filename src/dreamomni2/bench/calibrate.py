@@ -191,8 +191,10 @@ def _auc(pos: Sequence[float], neg: Sequence[float]) -> float | None:
 
 
 def _score_summary(items: Sequence[CalibrationItem], verdicts: Sequence[Verdict]) -> dict[str, Any]:
+    from dreamomni2.bench.tables import is_per_input
+
     pairs = list(zip(items, verdicts, strict=True))
-    keys = sorted({k for v in verdicts if v.judged for k in v.scores if not k[-1].isdigit()})
+    keys = sorted({k for v in verdicts if v.judged for k in v.scores if not is_per_input(k)})
     out: dict[str, Any] = {"kind": "score", "means": {}, "unjudged": sum(not v.judged for v in verdicts)}
     for key in keys:
         for truth, label in ((True, "correct"), (False, "wrong")):

@@ -215,19 +215,20 @@ def _settings(session: Any, steps, guidance, seed, size, max_area, id_policy, ba
             "planner": _planner_name(session)}  # fmt: skip
 
 
-def _draw_shard(session: Any, todo: list[tuple[int, SuiteCase]], suite_dir: Path, run_dir: Path, opts: dict,
+def _draw_shard(session: Any, todo: list[tuple[int, SuiteCase]], suite_dir: Path, log: RecordLog, opts: dict,
                 model: dict, outcome: RunOutcome, progress: bool, on_record: Callable | None) -> None:  # fmt: skip
-    """Draw ``todo`` in batches; each output saved, then its record appended and fsynced, then ``on_record``."""
+    """Draw ``todo`` in batches; each output saved, then its record appended to ``log`` and fsynced, then
+    ``on_record``."""
     from tqdm.auto import tqdm
 
     desc = f"bench run [{outcome.rank}/{outcome.world}]"
     bar = tqdm(total=len(todo), desc=desc, disable=not progress or not todo, position=outcome.rank)
     step = opts["batch_size"]
-    with bar, RecordLog(shard_path(run_dir, outcome.rank, outcome.world)) as log:
+    with bar:
         for s in range(0, len(todo), step):
             batch = todo[s : s + step]
             for (i, case), result in zip(batch, _draw(session, batch, suite_dir, opts), strict=True):
-                rec = _record(case, result, run_dir, model, opts["seed"] + i)
+                rec = _record(case, result, outcome.run_dir, model, opts["seed"] + i)
                 log.append(rec.to_dict())
                 (outcome.errors if rec.status == "error" else outcome.done).append(case.id)
                 bar.update(1)
@@ -281,12 +282,13 @@ def run_suite(
     model = model_identity(session)
     run_dir.mkdir(exist_ok=True)
     _claim(run_dir, _run_meta(suite_dir, cases, opts, model))
-    RecordLog(shard_path(run_dir, rank, world)).close()  # cuts a torn last line before the shard is read
-    finished = {r.get("id") for r in _shard_rows(run_dir) if r.get("status") == "ok"}
-    mine = [(i, c) for i, c in enumerate(cases) if i % world == rank]
-    todo = [(i, c) for i, c in mine if c.id not in finished]
-    outcome = RunOutcome(run_dir, rank, world, skipped=[c.id for _, c in mine if c.id in finished])
-    _draw_shard(session, todo, suite_dir, run_dir, opts, model, outcome, progress, on_record)
+    # opening the shard's log cuts a torn last line, so the shards are read as they will be appended to
+    with RecordLog(shard_path(run_dir, rank, world)) as log:
+        finished = {r.get("id") for r in _shard_rows(run_dir) if r.get("status") == "ok"}
+        mine = [(i, c) for i, c in enumerate(cases) if i % world == rank]
+        todo = [(i, c) for i, c in mine if c.id not in finished]
+        outcome = RunOutcome(run_dir, rank, world, skipped=[c.id for _, c in mine if c.id in finished])
+        _draw_shard(session, todo, suite_dir, log, opts, model, outcome, progress, on_record)
     outcome.merged = merge_run(run_dir, cases)
     outcome.seconds = time.perf_counter() - start
     return outcome

@@ -29,7 +29,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dreamomni2.bench.records import JUDGEMENTS_DIR, RUN_FILE, RunRecord, Verdict, read_jsonl, read_records
+from dreamomni2.bench.records import (
+    JUDGEMENTS_DIR,
+    RUN_FILE,
+    RunRecord,
+    Verdict,
+    read_jsonl,
+    read_records,
+    read_run_meta,
+)
 from dreamomni2.bench.suite import SuiteCase, read_suite, read_suite_meta, suite_hash
 from dreamomni2.bench.tables import SUCCESS, Table, build_tables, judge_metrics, outcome, score_value
 
@@ -95,15 +103,7 @@ def load_run(run_dir: str | Path, name: str | None = None) -> RunData:
         ValueError: a malformed ``run.json``, record or verdict, naming the file.
     """
     run_dir = Path(run_dir)
-    meta_path = run_dir / RUN_FILE
-    if not meta_path.is_file():
-        raise FileNotFoundError(f"{run_dir}: not a run folder (no {RUN_FILE}); make one with `bench run`")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{meta_path}: not JSON ({e})") from None
-    if not isinstance(meta, dict) or not isinstance(meta.get("suite"), str):
-        raise ValueError(f'{meta_path}: expected a JSON object with a "suite" path')
+    meta = read_run_meta(run_dir)
     try:
         records = {r.id: r for r in read_records(run_dir)}
     except (TypeError, ValueError) as e:
@@ -205,18 +205,22 @@ def _img(path: Path | None, label: str, cache: dict) -> str:
     )
 
 
+def _file_img(path: Path, label: str, cache: dict) -> str:
+    """:func:`_img` of a file, or a ``"<label> missing"`` box when there is no such file."""
+    return _img(path, label, cache) if path.is_file() else _img(None, f"{label} missing", cache)
+
+
 # ------------------------------------------------------------------------------------------------ page parts
 
 
-def _metrics(report: Report) -> tuple[list[str], list[tuple[str, str]]]:
-    """(pass/fail judges, (judge, score name) pairs), in first-seen order."""
+def _metrics(report: Report) -> dict[str, list[str]]:
+    """Each judge's metrics (:func:`~dreamomni2.bench.tables.judge_metrics` over every run's verdicts), judges in
+    first-seen order."""
     seen: dict[str, list[Verdict]] = {}
     for run in report.runs:
         for judge, verdicts in run.judges.items():
             seen.setdefault(judge, []).extend(verdicts.values())
-    rate = [j for j, vs in seen.items() if SUCCESS in judge_metrics(vs)]
-    scores = [(j, m) for j, vs in seen.items() for m in judge_metrics(vs) if m != SUCCESS]
-    return rate, scores
+    return {j: judge_metrics(vs) for j, vs in seen.items()}
 
 
 def _table_html(table: Table, note: bool) -> str:
@@ -325,8 +329,7 @@ def _run_cell(run: RunData, case: SuiteCase, judges: list[str], metrics: dict[st
     elif rec.status != "ok" or not rec.output:
         body = f'<div class="noimg">error</div><p class="err">{e(rec.error or rec.status)}</p>'
     else:
-        out = run.path / rec.output
-        body = _img(out if out.is_file() else None, "output" if out.is_file() else "output missing", cache)
+        body = _file_img(run.path / rec.output, "output", cache)
     if rec is not None and rec.prompt:
         label = "planned prompt" if rec.planned else "prompt"
         body += f'<p class="prompt"><span class="lbl">{label}</span> {e(rec.prompt)}</p>'
@@ -356,8 +359,8 @@ def _case_html(report: Report, i: int, case: SuiteCase, ctx: dict[str, Any]) -> 
     e = html.escape
     tags = [case.task, case.category, case.subcategory or "(none)", f"{case.n_images} image{'s' * (case.n_images > 1)}"]
     head = f'<span class="cid">{e(case.id)}</span>' + "".join(f'<span class="tag">{e(t)}</span>' for t in tags)
-    inputs = "".join(_img(p if p.is_file() else None, f"image {k}" if p.is_file() else f"image {k} missing",
-                          ctx["cache"]) for k, p in enumerate(case.image_paths(report.suite_dir), 1))  # fmt: skip
+    paths = case.image_paths(report.suite_dir)
+    inputs = "".join(_file_img(p, f"image {k}", ctx["cache"]) for k, p in enumerate(paths, 1))
     runs = "".join(_run_cell(r, case, ctx["judges"], ctx["metrics"], ctx["cache"]) for r in report.runs)
     notes = f'<p class="notes">{e(case.notes)}</p>' if case.notes else ""
     return (
@@ -499,9 +502,9 @@ def render_html(report: Report, title: str | None = None) -> str:
         The page; every text escaped, every image a ``data:`` URI, nothing fetched from anywhere.
     """
     e = html.escape
-    rate, scores = _metrics(report)
-    metrics = {j: judge_metrics([v for r in report.runs for v in r.judges.get(j, {}).values()])
-               for j in dict.fromkeys(j for r in report.runs for j in r.judges)}  # fmt: skip
+    metrics = _metrics(report)
+    rate = [j for j, ms in metrics.items() if SUCCESS in ms]  # pass/fail judges
+    scores = [(j, m) for j, ms in metrics.items() for m in ms if m != SUCCESS]  # (judge, score name) pairs
     ctx = {"cache": {}, "judges": list(metrics), "metrics": metrics, "rate": rate, "scores": scores}
     title = title or f"{report.suite_name}: {', '.join(r.name for r in report.runs)}"
     cases = "".join(_case_html(report, i, c, ctx) for i, c in enumerate(report.cases))

@@ -85,7 +85,7 @@ def natural_key(name: str) -> tuple:
 
 def _copy_images(paths: list[Path], tmp: Path, case_id: str) -> list[str]:
     """Decode each image (load_image) and save it as PNG under the suite; an unreadable one skips the case."""
-    from dreamomni2.images import ImageLoadError, load_image, save_image
+    from dreamomni2.images import ImageLoadError, load_image
     from dreamomni2.tasks import MAX_IMAGES
 
     if not paths:
@@ -98,11 +98,16 @@ def _copy_images(paths: list[Path], tmp: Path, case_id: str) -> list[str]:
             images.append(load_image(p))
         except ImageLoadError as e:
             raise _Skip(str(e)) from None
-    rels = []
-    for k, im in enumerate(images, 1):
-        rel = f"images/{case_folder_name(case_id)}/{k}.png"
+    return _save_images(images, tmp, case_id)
+
+
+def _save_images(images: list[Any], tmp: Path, case_id: str) -> list[str]:
+    """Save a case's images as ``images/<case folder>/<k>.png`` under the suite; returns those relative paths."""
+    from dreamomni2.images import save_image
+
+    rels = [f"images/{case_folder_name(case_id)}/{k}.png" for k in range(1, len(images) + 1)]
+    for im, rel in zip(images, rels, strict=True):
         save_image(im, tmp / rel)
-        rels.append(rel)
     return rels
 
 
@@ -164,7 +169,8 @@ def _ordered_images(folder: Path, task: str) -> tuple[list[Path], list[str]]:
     return images, ignored
 
 
-def _bench_case(task: str, category: str | None, sub: str, folder: Path, tmp: Path, concrete: frozenset) -> SuiteCase:
+def _bench_case(task: str, category: str | None, sub: str, folder: Path, images: list[Path], tmp: Path,
+                concrete: frozenset) -> SuiteCase:  # fmt: skip
     text_file = folder / "instruction.txt"
     if not text_file.is_file():
         raise _Skip("no instruction.txt")
@@ -172,9 +178,6 @@ def _bench_case(task: str, category: str | None, sub: str, folder: Path, tmp: Pa
         instruction = _check_instruction(text_file.read_text(encoding="utf-8-sig"))
     except UnicodeDecodeError as e:
         raise _Skip(f"instruction.txt is not UTF-8 text (byte {e.start})") from None
-    images, _ = _ordered_images(folder, task)
-    if not images:
-        raise _Skip("no image files")
     case_id = f"{task}/{sub}/{folder.name}"
     rels = _copy_images(images, tmp, case_id)
     category = category or ("concrete" if sub.lower() in concrete else "abstract")
@@ -189,12 +192,12 @@ def _import_dreamomni2bench(src: Path, tmp: Path, report: ImportReport, concrete
     for task, tree in _trees(src):
         for category, sub, folder in _case_dirs(tree):
             where = folder.relative_to(src).as_posix() if folder != src else folder.name
+            images, ignored = _ordered_images(folder, task)
             try:
-                cases.append(_bench_case(task, category, sub, folder, tmp, concrete))
+                cases.append(_bench_case(task, category, sub, folder, images, tmp, concrete))
             except _Skip as e:
                 report.skipped.append((where, str(e)))
                 continue
-            ignored = _ordered_images(folder, task)[1]
             if ignored:
                 report.notes.append(f"{where}: ignored {', '.join(ignored)}")
     return cases
@@ -280,7 +283,6 @@ def _import_manifest(src: Path, tmp: Path, report: ImportReport, category: str =
 def _import_mini(src: Path, tmp: Path, report: ImportReport, n: int = 400, size: int = 32, paraphrase: bool = False,
                  **_: Any) -> list[SuiteCase]:  # fmt: skip
     from dreamomni2.bench.suites import mini_suite
-    from dreamomni2.images import save_image
     from dreamomni2.mini.scene import render
 
     if size < 16:
@@ -288,11 +290,7 @@ def _import_mini(src: Path, tmp: Path, report: ImportReport, n: int = 400, size:
     cases = []
     for i, case in enumerate(mini_suite(n=n, paraphrase=paraphrase)):
         case_id = f"mini/{i:04d}"
-        rels = []
-        for k, scene in enumerate(case.images, 1):
-            rel = f"images/{case_folder_name(case_id)}/{k}.png"
-            save_image(render(scene, size), tmp / rel)
-            rels.append(rel)
+        rels = _save_images([render(scene, size) for scene in case.images], tmp, case_id)
         cases.append(SuiteCase(case_id, case.task, case.category, case.kind, rels, case.instruction,
                                notes=f"mini suite case {i}, {size} px", truth=case.to_dict()))  # fmt: skip
     return cases

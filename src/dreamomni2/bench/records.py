@@ -18,6 +18,7 @@ be judged (``judged`` False, ``reason`` says why: a malformed, refused or timed-
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ __all__ = [
     "output_path",
     "read_jsonl",
     "read_records",
+    "read_run_meta",
     "read_verdicts",
     "shard_path",
 ]
@@ -45,8 +47,26 @@ OUTPUTS_DIR = "outputs"
 JUDGEMENTS_DIR = "judgements"
 
 
+class _Record:
+    """``to_dict`` / ``from_dict`` of the run folder's JSON rows (a dataclass's fields, unknown keys refused)."""
+
+    _what = "row"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict."""
+        return asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Any:
+        """Build from :meth:`to_dict`'s output (unknown keys refused, naming them)."""
+        unknown = sorted(set(d) - set(cls.__dataclass_fields__))  # type: ignore[attr-defined]
+        if unknown:
+            raise ValueError(f"{cls._what}: unknown field(s) {', '.join(unknown)}")
+        return cls(**d)
+
+
 @dataclass
-class RunRecord:
+class RunRecord(_Record):
     """One finished case of a run.
 
     Attributes:
@@ -77,21 +97,11 @@ class RunRecord:
     timings: dict[str, float] = field(default_factory=dict)
     error: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-able dict."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> RunRecord:
-        """Build from :meth:`to_dict`'s output (unknown keys refused, naming them)."""
-        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"run record: unknown field(s) {', '.join(unknown)}")
-        return cls(**d)
+    _what = "run record"  # not a field (no annotation): the name errors use
 
 
 @dataclass
-class Verdict:
+class Verdict(_Record):
     """A judge's answer for one case.
 
     Attributes:
@@ -114,17 +124,7 @@ class Verdict:
     reason: str = ""
     raw: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-able dict."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Verdict:
-        """Build from :meth:`to_dict`'s output (unknown keys refused, naming them)."""
-        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"verdict: unknown field(s) {', '.join(unknown)}")
-        return cls(**d)
+    _what = "verdict"  # not a field (no annotation): the name errors use
 
 
 def shard_path(run_dir: str | Path, rank: int, world: int) -> Path:
@@ -142,6 +142,25 @@ def judgement_path(run_dir: str | Path, judge_name: str) -> Path:
     from dreamomni2.bench.suite import case_folder_name
 
     return Path(run_dir) / JUDGEMENTS_DIR / f"{case_folder_name(judge_name)}.jsonl"
+
+
+def read_run_meta(run_dir: str | Path) -> dict[str, Any]:
+    """Read ``RUN_DIR/run.json``.
+
+    Raises:
+        FileNotFoundError: no such folder, or no ``run.json`` in it.
+        ValueError: not JSON, or not an object with a ``"suite"`` path.
+    """
+    meta_path = Path(run_dir) / RUN_FILE
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"{run_dir}: not a run folder (no {RUN_FILE}); make one with `bench run`")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{meta_path}: not JSON ({e})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("suite"), str):
+        raise ValueError(f'{meta_path}: expected a JSON object with a "suite" path')
+    return meta
 
 
 def read_records(run_dir: str | Path) -> list[RunRecord]:

@@ -180,6 +180,11 @@ def score_cell(verdicts: Iterable[Verdict | None], name: str) -> ScoreCell:
 _PER_INPUT = re.compile(r"_\d+$")
 
 
+def is_per_input(name: str) -> bool:
+    """A score per input image (``clip_i_2``, ``dino_3``), as opposed to a headline score (``clip_i``, ``dino``)."""
+    return _PER_INPUT.search(name) is not None
+
+
 def judge_metrics(verdicts: Iterable[Verdict]) -> list[str]:
     """A judge's metrics: :data:`SUCCESS` when any verdict answers pass/fail, then its score names in first-seen
     order (``score`` for a headline value without named scores). A pairwise judge (``pairwise:...``, its verdicts
@@ -194,7 +199,7 @@ def judge_metrics(verdicts: Iterable[Verdict]) -> list[str]:
     for v in verdicts:
         has_success |= v.success is not None
         for name in v.scores:
-            if name not in names and not _PER_INPUT.search(name):
+            if name not in names and not is_per_input(name):
                 names.append(name)
         if v.score is not None and not v.scores and "score" not in names:
             names.append("score")
@@ -227,13 +232,9 @@ def _task_columns() -> list[tuple[str, str, str]]:
 
 
 def _by_task(cases: Sequence[SuiteCase], runs: Runs, judge: str, metric: str) -> list[list[str]]:
-    rows = []
-    for run_name, judges in runs.items():
-        verdicts = judges.get(judge)
-        cells = [_cell(verdicts, [c.id for c in cases if (c.task, c.category) == (t, k)], metric)
-                 for _, t, k in _task_columns()]  # fmt: skip
-        rows.append([run_name, *cells, _cell(verdicts, [c.id for c in cases], metric)])
-    return rows
+    groups = [[c.id for c in cases if (c.task, c.category) == (t, k)] for _, t, k in _task_columns()]
+    groups.append([c.id for c in cases])  # the All column
+    return [[run_name, *(_cell(judges.get(judge), ids, metric) for ids in groups)] for run_name, judges in runs.items()]
 
 
 def _subgroups(cases: Sequence[SuiteCase]) -> dict[str, list[str]]:
@@ -250,20 +251,19 @@ def _by_images(cases: Sequence[SuiteCase]) -> dict[str, list[str]]:
 
 
 def _metric_tables(cases: Sequence[SuiteCase], runs: Runs, judge: str, metric: str) -> list[Table]:
-    label = judge
     note = RATE_NOTE if metric == SUCCESS else SCORE_NOTE.format(name=metric)
     what = "success rate" if metric == SUCCESS else f"mean {metric}"
-    main = Table(f"{label}: {what} by task and category", ["Run", *(h for h, _, _ in _task_columns()), "All"],
+    main = Table(f"{judge}: {what} by task and category", ["Run", *(h for h, _, _ in _task_columns()), "All"],
                  _by_task(cases, runs, judge, metric), note, judge, metric)  # fmt: skip
     names = list(runs)
     subs = _subgroups(cases)
     sub_rows = [[g, str(len(ids)), *(_cell(runs[r].get(judge), ids, metric) for r in names)]
                 for g, ids in subs.items()]  # fmt: skip
-    by_sub = Table(f"{label}: {what} by sub-category", ["Sub-category", "Cases", *names], sub_rows, note, judge, metric,
+    by_sub = Table(f"{judge}: {what} by sub-category", ["Sub-category", "Cases", *names], sub_rows, note, judge, metric,
                    "subcategory")  # fmt: skip
     imgs = _by_images(cases)
     img_rows = [[r, *(_cell(runs[r].get(judge), ids, metric) for ids in imgs.values())] for r in names]
-    by_img = Table(f"{label}: {what} by image count", ["Run", *imgs], img_rows, note, judge, metric, "images")
+    by_img = Table(f"{judge}: {what} by image count", ["Run", *imgs], img_rows, note, judge, metric, "images")
     return [main, by_sub, by_img]
 
 

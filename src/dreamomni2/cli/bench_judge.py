@@ -90,7 +90,7 @@ def _check_run(path: str, flag: str) -> None:
 
 
 def _print_summary(name: str, verdicts: dict[str, Any], kind: str) -> None:
-    from dreamomni2.bench.tables import wilson_interval
+    from dreamomni2.bench.tables import is_per_input, wilson_interval
 
     judged = [v for v in verdicts.values() if v.judged]
     print(f"{name}: {len(verdicts)} cases, {len(judged)} judged, {len(verdicts) - len(judged)} unjudged")
@@ -100,7 +100,7 @@ def _print_summary(name: str, verdicts: dict[str, Any], kind: str) -> None:
             lo, hi = wilson_interval(passed, len(judged))
             print(f"success {passed}/{len(judged)} = {passed / len(judged):.3f} [{lo:.3f}, {hi:.3f}]")
         return
-    keys = sorted({k for v in judged for k in v.scores if not k[-1].isdigit()})
+    keys = sorted({k for v in judged for k in v.scores if not is_per_input(k)})
     for key in keys:
         vals = [v.scores[key] for v in judged if key in v.scores]
         print(f"mean {key} {sum(vals) / len(vals):.4f} (n={len(vals)})")

@@ -94,20 +94,19 @@ def _local_device(args: argparse.Namespace) -> None:
         args.device = f"cuda:{int(local) % torch.cuda.device_count()}"
 
 
-def _check_paths(args: argparse.Namespace) -> list:
+def _check_paths(args: argparse.Namespace) -> None:
     from dreamomni2.bench.harness import check_run_dir
     from dreamomni2.bench.suite import read_suite
 
     if not Path(args.suite).is_dir():
         raise UsageError(f"SUITE_DIR {args.suite}: no such folder")
     try:
-        cases = read_suite(args.suite)
+        read_suite(args.suite)
         check_run_dir(args.out)
     except FileNotFoundError as e:
         raise UsageError(str(e)) from None
     except ValueError as e:
         raise UsageError(f"-o {e}" if str(e).startswith(str(args.out)) else str(e)) from None
-    return cases
 
 
 def run_main(args: argparse.Namespace) -> int:

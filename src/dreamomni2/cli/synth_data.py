@@ -82,7 +82,7 @@ def extract_main(args: argparse.Namespace) -> int:
     from dreamomni2.cli.run import session_from_args
     from dreamomni2.images import save_image
     from dreamomni2.io import atomic_write_text
-    from dreamomni2.synth.extract import check_keyword, extract
+    from dreamomni2.synth.extract import check_keyword, extract, extraction_seed
 
     try:
         keywords = [check_keyword(k) for k in args.keyword]
@@ -104,7 +104,7 @@ def extract_main(args: argparse.Namespace) -> int:
         for k, (kw, ref) in enumerate(zip(keywords, per_image, strict=True)):
             save_image(ref, names[i][k])
             rows.append({"image": str(path), "keyword": kw, "output": names[i][k].name,
-                         "seed": args.seed + i * len(keywords) + k})  # fmt: skip
+                         "seed": extraction_seed(args.seed, i, k, len(keywords))})  # fmt: skip
     atomic_write_text(out / "extract.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     print(f"{len(rows)} reference(s) in {out}")
     return 0

@@ -145,6 +145,9 @@ _VALUE_RE = _alternation(list(VALUE_WORDS))
 _ATTR_RE = _alternation(list(ATTRIBUTE_WORDS))
 _TYPO_RE = re.compile(rf"(?<![\w/])(?:{_body(list(TYPOS))})(?![\w/])")
 _REWRITES = [(re.compile(rf"\b{p}\b"), r) for p, r in PHRASE_REWRITES]
+_DIGIT = re.compile(r"[1-9]")
+_SPACES = re.compile(r"\s+")
+_COMMA_AFTER = re.compile(r"\s*[,:]")
 _CLAUSE_BREAK = re.compile(r"[,;:.!?()]|\b(?:and|with|using|but|then|plus|while)\b")
 _AMBIGUOUS = _alternation(AMBIGUITY_WORDS)
 _UNSUPPORTED = _alternation(UNSUPPORTED_WORDS)
@@ -286,7 +289,7 @@ def _ref_tokens(text: str, n_images: int | None, task: str) -> list[_Token]:
     for m in _REF.finditer(text):
         if m.group("list") is not None:
             base = m.start("list")
-            for d in re.finditer(r"[1-9]", m.group("list")):
+            for d in _DIGIT.finditer(m.group("list")):
                 found.append(_Token(m.start(), "ref", image=int(d.group(0)), end=base + d.end(), listed=True))
         else:
             image = _ref_image(m, n_images, task)
@@ -322,7 +325,7 @@ def _tokens(text: str, n_images: int | None, task: str) -> tuple[list[_Token], s
 def _normalize(instruction: str) -> str:
     """Lower-case; unify apostrophes, dashes and spaces; rewrite typos, short forms and set phrases."""
     text = instruction.lower().replace("\u2019", "'").replace("\u2018", "'").replace("\u2013", "-")
-    text = re.sub(r"\s+", " ", text.replace("\u2014", " - ")).strip()
+    text = _SPACES.sub(" ", text.replace("\u2014", " - ")).strip()
     text = _TYPO_RE.sub(lambda m: TYPOS[m.group(0)], text)
     for pattern, replacement in _REWRITES:
         text = pattern.sub(replacement, text)
@@ -533,7 +536,7 @@ def _is_target(text: str, t: _Token) -> bool:
     lo = max(0, t.start - 80)
     if _TARGET_VERB.search(text, lo, t.start) or _TARGET_AFTER.match(text, t.end):
         return True
-    if t.start <= 40 and _TARGET_START.match(text, 0, t.start) and re.match(r"\s*[,:]", text[t.end : t.end + 3]):
+    if t.start <= 40 and _TARGET_START.match(text, 0, t.start) and _COMMA_AFTER.match(text, t.end, t.end + 3):
         return True
     m = _TARGET_PREP.search(text, lo, t.start)
     if m is None or text.startswith("'s", t.end) or (m.group(1) or "") in _NOT_TARGET_BEFORE_PREP:
@@ -848,12 +851,13 @@ class MiniPlanner(Planner):
         for i, img in enumerate(images):
             if not isinstance(img, Image.Image):
                 raise TypeError(f"images[{i}] is a {type(img).__name__}, not a PIL image.")
-        if self.strict:
+        if self.strict:  # parse once: the strict reply is the parsed prompt, wrapped as mini_reply wraps it
             try:
-                parse_instruction(instruction, task, len(images))
+                raw = wrap_reply(parse_instruction(instruction, task, len(images)).prompt(), task)
             except PlanError as err:
                 raise PlanError(f"the mini planner does not understand {instruction[:200]!r}: {err}") from None
-        raw = self.generate_reply(list(images), instruction, task)
+        else:
+            raw = self.generate_reply(list(images), instruction, task)
         prompt, fell_back = parse_reply(raw, instruction)
         return PlannedPrompt(prompt=prompt, raw_reply=raw, backend=self.backend, fell_back=fell_back)
 

@@ -12,8 +12,10 @@ stage machinery (resume, shards, report) is :mod:`dreamomni2.synth.orchestrate`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +31,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "ABSTRACT_WORDS", "EDIT_TEMPLATES", "REF_QUESTION", "SOURCE_QUESTION", "EditDataParts", "choose_keywords",
     "edit_data", "edit_template", "is_abstract", "item_keywords", "item_target", "parse_keywords", "planner_proposer",
-    "session_editor", "session_extractor",
+    "save_target", "session_editor", "session_extractor", "start_item",
 ]  # fmt: skip
 
 #: The VLM questions of the filters (``{keyword}`` filled in); :class:`~dreamomni2.synth.mini.MiniVLM` answers them.
@@ -97,8 +99,6 @@ PROPOSE_QUESTION = (
 def parse_keywords(reply: str, limit: int = 8) -> list[str]:
     """The keywords of a VLM reply (comma, semicolon or newline separated; bullets, numbering, quotes stripped;
     duplicates and overlong entries dropped), at most ``limit``."""
-    import re
-
     out: list[str] = []
     for part in re.split(r"[,;\n]", reply or ""):
         word = re.sub(r"^[\s\-*\d.)]+", "", part).strip(" \t\"'`.").lower()
@@ -205,19 +205,35 @@ def _candidate(parts: EditDataParts, target: Image.Image, kw: str, seed: int) ->
     return (reason if reason else (ref, source)), info
 
 
+def start_item(parts: Any, item: dict, index: int) -> tuple[int, Image.Image, list[str], dict[str, Any]]:
+    """What both data stages do first for item ``index``: ``(seed, target, keywords, info)``.
+
+    The seed is ``parts.seed + index``; the target comes from :func:`item_target`, the keywords from
+    :func:`item_keywords` (drawn with ``random.Random(seed)``); ``info`` starts the item's record.
+    """
+    seed = parts.seed + index
+    target = item_target(item, parts.target_session, seed, parts.size, parts.steps)
+    keywords = item_keywords(item, parts, target, random.Random(seed))
+    return seed, target, keywords, {"seed": seed, "model": parts.model, "keywords": keywords}
+
+
+def save_target(out: Path, index: int, item_id: str, target: Image.Image) -> tuple[Path, str]:
+    """Save the item's ``target.png`` in its :func:`item_folder`; returns the folder and its path under ``out``."""
+    from dreamomni2.images import save_image
+
+    folder = item_folder(out, index, item_id)
+    save_image(target, folder / "target.png")
+    return folder, folder.relative_to(out).as_posix()
+
+
 def _edit_item(parts: EditDataParts, item: dict, index: int, out: Path) -> ItemResult:
     from dreamomni2.images import save_image
 
-    seed = parts.seed + index
-    rng = random.Random(seed)
-    target = item_target(item, parts.target_session, seed, parts.size, parts.steps)
-    keywords = item_keywords(item, parts, target, rng)
-    info: dict[str, Any] = {"seed": seed, "model": parts.model, "keywords": keywords, "candidates": []}
+    seed, target, keywords, info = start_item(parts, item, index)
+    info["candidates"] = []
     if not keywords:
         return ItemResult(rejections=["no-keyword"], info=info)
-    folder = item_folder(out, index, item["id"])
-    rel = folder.relative_to(out).as_posix()
-    save_image(target, folder / "target.png")
+    folder, rel = save_target(out, index, item["id"], target)
     rows, rejections = [], []
     for k, kw in enumerate(keywords):
         got, cinfo = _candidate(parts, target, kw, seed * 16 + 2 * k)
@@ -255,9 +271,6 @@ def edit_data(
     Returns:
         The merged report, or ``None`` while other shards run.
     """
-
-    def process(item: dict, index: int, out: Path) -> ItemResult:
-        return _edit_item(parts, item, index, out)
-
+    process = functools.partial(_edit_item, parts)
     return run_stage("edit-data", items, process, out_dir, shard=shard, settings=parts.settings(), progress=progress,
                      dataset=dataset)  # fmt: skip

@@ -17,7 +17,10 @@ from PIL import Image
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EXTRACT_TEMPLATE", "MAX_KEYWORD_CHARS", "check_keyword", "extract", "extract_requests", "extraction_prompt"]
+__all__ = [
+    "EXTRACT_TEMPLATE", "MAX_KEYWORD_CHARS", "check_keyword", "extract", "extract_requests", "extraction_prompt",
+    "extraction_seed",
+]  # fmt: skip
 
 #: The instruction the extraction model is trained on (``{keyword}``: an object or an attribute, in words).
 EXTRACT_TEMPLATE = "Extract the {keyword} from image 1."
@@ -38,6 +41,11 @@ def check_keyword(keyword: Any) -> str:
 def extraction_prompt(keyword: str, template: str = EXTRACT_TEMPLATE) -> str:
     """``"Extract the <keyword> from image 1."`` (or ``template`` filled with the keyword)."""
     return template.format(keyword=check_keyword(keyword))
+
+
+def extraction_seed(seed: int, image_index: int, keyword_index: int, n_keywords: int) -> int:
+    """The seed of image ``image_index``, keyword ``keyword_index`` of ``n_keywords``: ``seed + i * n + k``."""
+    return seed + image_index * n_keywords + keyword_index
 
 
 def extract_requests(
@@ -68,7 +76,7 @@ def extract_requests(
             [im],
             instruction=p,
             plan=False,
-            seed=seed + i * len(prompts) + k,
+            seed=extraction_seed(seed, i, k, len(prompts)),
             steps=steps,
             guidance=guidance,
             size=size or im.size,

@@ -8,6 +8,7 @@ is a copy of the target (near-identical) or that the VLM says does not show its 
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 from collections.abc import Callable, Sequence
@@ -17,9 +18,9 @@ from typing import Any
 
 from PIL import Image
 
-from dreamomni2.synth.edit_data import REF_QUESTION, Extractor, choose_keywords, item_keywords, item_target
+from dreamomni2.synth.edit_data import REF_QUESTION, Extractor, choose_keywords, save_target, start_item
 from dreamomni2.synth.filters import REASON_IDENTICAL, QualityFilter
-from dreamomni2.synth.orchestrate import ItemResult, StageReport, item_folder, run_stage
+from dreamomni2.synth.orchestrate import ItemResult, StageReport, run_stage
 
 logger = logging.getLogger(__name__)
 
@@ -87,18 +88,13 @@ def _references(parts: GenDataParts, target: Image.Image, keywords: list[str], s
 def _gen_item(parts: GenDataParts, item: dict, index: int, out: Path) -> ItemResult:
     from dreamomni2.images import save_image
 
-    seed = parts.seed + index
-    target = item_target(item, parts.target_session, seed, parts.size, parts.steps)
-    keywords = item_keywords(item, parts, target, random.Random(seed))
-    info: dict[str, Any] = {"seed": seed, "model": parts.model, "keywords": keywords}
+    seed, target, keywords, info = start_item(parts, item, index)
     if not keywords:
         return ItemResult(rejections=["no-keyword"], info=info)
     refs, info["references"] = _references(parts, target, keywords, seed)
     if isinstance(refs, str):
         return ItemResult(rejections=[refs], info=info)
-    folder = item_folder(out, index, item["id"])
-    rel = folder.relative_to(out).as_posix()
-    save_image(target, folder / "target.png")
+    folder, rel = save_target(out, index, item["id"], target)
     for k, ref in enumerate(refs):
         save_image(ref, folder / f"reference_{k}.png")
     row = {"id": item["id"], "task": "generate", "images": [f"{rel}/reference_{k}.png" for k in range(len(refs))],
@@ -127,9 +123,6 @@ def gen_data(
     Returns:
         The merged report, or ``None`` while other shards run.
     """
-
-    def process(item: dict, index: int, out: Path) -> ItemResult:
-        return _gen_item(parts, item, index, out)
-
+    process = functools.partial(_gen_item, parts)
     return run_stage("gen-data", items, process, out_dir, shard=shard, settings=parts.settings(), progress=progress,
                      dataset=dataset)  # fmt: skip

@@ -69,8 +69,7 @@ def extraction_target(scene: Scene, keyword: str) -> Scene:
 def random_scenes(seed: int, n: int) -> list[Scene]:
     """``n`` random scenes (every attribute uniform), deterministic in ``seed``."""
     rng = random.Random(seed)
-    keys = ("shape", "color", "pattern", "size")
-    return [Scene(Obj(*(rng.choice(VOCAB[a]) for a in keys)), rng.choice(VOCAB["background"])) for _ in range(n)]
+    return [Scene(Obj(*(rng.choice(VOCAB[a]) for a in OBJ_ATTRS)), rng.choice(VOCAB["background"])) for _ in range(n)]
 
 
 def extraction_pairs(n: int, seed: int = 0, keywords: Sequence[str] = EXTRACT_KEYWORDS) -> list[tuple]:

@@ -34,6 +34,7 @@ from dreamomni2.bench.judges.vlm import (
     ask,
     fit_image,
     images_phrase,
+    load_backend,
     numbered,
     parse_answer,
     raw_text,
@@ -83,14 +84,18 @@ def pairwise_prompt(task: str, n_inputs: int, instruction: str) -> str:
     )
 
 
+#: The first run's score from one ask's answer, when it is shown as A and when it is shown as B.
+_AS_A = {"A": 1.0, "B": 0.0, "tie": 0.5}
+_AS_B = {"A": 0.0, "B": 1.0, "tie": 0.5}
+
+
 def combine_orders(first_order: str | None, second_order: str | None) -> float | None:
     """The first run's score from the two asks: ``first_order`` is the answer with the first run as A,
     ``second_order`` with it as B. 1 (both orders pick it), 0 (both pick the other), 0.5 (a tie, or the orders
     disagree), None (either ask unanswered)."""
     if first_order is None or second_order is None:
         return None
-    a = {"A": 1.0, "B": 0.0, "tie": 0.5}[first_order]
-    b = {"A": 0.0, "B": 1.0, "tie": 0.5}[second_order]
+    a, b = _AS_A[first_order], _AS_B[second_order]
     return a if a == b else 0.5
 
 
@@ -110,9 +115,7 @@ class PairwiseJudge:
 
     def prepare(self) -> PairwiseJudge:
         """Load a local backend's model now."""
-        load = getattr(self.backend, "load", None)
-        if callable(load):
-            load()
+        load_backend(self.backend)
         return self
 
     def _ask(self, images: list[Image.Image], text: str) -> tuple[Parsed, str | None]:
@@ -136,8 +139,7 @@ class PairwiseJudge:
         if score is None:
             why = "; ".join(f"{o}: {p.problem}" for o, p in (("first as A", p1), ("first as B", p2)) if p.problem)
             return unjudged(case.id, self.name, why, raw)
-        s1 = {"A": 1.0, "B": 0.0, "tie": 0.5}[p1.answer or "tie"]
-        s2 = {"A": 0.0, "B": 1.0, "tie": 0.5}[p2.answer or "tie"]
+        s1, s2 = _AS_A[p1.answer or "tie"], _AS_B[p2.answer or "tie"]
         word = {1.0: "first wins", 0.0: "second wins", 0.5: "tie"}[score]
         if score == 0.5 and s1 != s2:
             word = "tie (the two orders disagree)"

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from dreamomni2.bench.judges.base import Judge, unjudged
-from dreamomni2.bench.records import RUN_FILE, RunRecord, Verdict, judgement_path, read_records, read_verdicts
+from dreamomni2.bench.records import RunRecord, Verdict, judgement_path, read_records, read_run_meta, read_verdicts
 from dreamomni2.bench.suite import SuiteCase, read_suite
 
 __all__ = [
@@ -62,14 +62,7 @@ def load_run(run_dir: str | Path) -> RunFolder:
         ValueError: a malformed ``run.json`` or records, or a run with no records.
     """
     path = Path(run_dir)
-    if not (path / RUN_FILE).is_file():
-        raise FileNotFoundError(f"{run_dir}: not a run folder (no {RUN_FILE}); make one with `bench run`")
-    try:
-        meta = json.loads((path / RUN_FILE).read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path / RUN_FILE}: not JSON ({e})") from None
-    if not isinstance(meta, dict) or not isinstance(meta.get("suite"), str):
-        raise ValueError(f'{path / RUN_FILE}: expected a JSON object with a "suite" path')
+    meta = read_run_meta(path)
     suite_dir = Path(meta["suite"])
     if not suite_dir.is_dir():
         raise FileNotFoundError(f"{run_dir}: its suite folder {suite_dir} is gone")
@@ -91,10 +84,21 @@ def load_images(run: RunFolder, record: RunRecord) -> tuple[Any, list[Any]]:
     """The record's output and the case's inputs (``load_image``; OSError/ValueError on a bad file)."""
     from dreamomni2.images import load_image
 
+    case = run.cases[record.id]
+    return _load_output(run, record), [load_image(p) for p in case.image_paths(run.suite_dir)]
+
+
+def _load_output(run: RunFolder, record: RunRecord) -> Any:
+    """The record's output image (``load_image``; ValueError when the record names none)."""
+    from dreamomni2.images import load_image
+
     if not record.output:
         raise ValueError("the record names no output image")
-    case = run.cases[record.id]
-    return load_image(run.path / record.output), [load_image(p) for p in case.image_paths(run.suite_dir)]
+    return load_image(run.path / record.output)
+
+
+def _unreadable(case_id: str, judge_name: str, error: Exception) -> Verdict:
+    return unjudged(case_id, judge_name, f"cannot read the images: {' '.join(str(error).split())[:300]}")
 
 
 def judge_record(judge: Judge, run: RunFolder, record: RunRecord) -> Verdict:
@@ -107,7 +111,7 @@ def judge_record(judge: Judge, run: RunFolder, record: RunRecord) -> Verdict:
     try:
         output, inputs = load_images(run, record)
     except (OSError, ValueError) as e:
-        return unjudged(record.id, judge.name, f"cannot read the images: {' '.join(str(e).split())[:300]}")
+        return _unreadable(record.id, judge.name, e)
     return judge.judge(run.cases[record.id], output, inputs)
 
 
@@ -168,8 +172,8 @@ def judge_run(judge: Judge, run_dir: str | Path, progress: bool = True) -> dict[
     return _judge_into(path, existing, list(by_id), work, progress, f"judge {run_label(run)}")
 
 
-def _compare_record(pjudge: Any, a: RunFolder, b: RunFolder, cid: str) -> Verdict:
-    ra, rb = {r.id: r for r in a.records}[cid], {r.id: r for r in b.records}[cid]
+def _compare_record(pjudge: Any, a: RunFolder, b: RunFolder, ra: RunRecord, rb: RunRecord) -> Verdict:
+    cid = ra.id
     if ra.status != "ok" or rb.status != "ok":
         if ra.status != "ok" and rb.status != "ok":
             return unjudged(cid, pjudge.name, "both runs failed on this case")
@@ -178,9 +182,9 @@ def _compare_record(pjudge: Any, a: RunFolder, b: RunFolder, cid: str) -> Verdic
                        reason=f"{'second' if won else 'first'} run has no output")  # fmt: skip
     try:
         out_a, inputs = load_images(a, ra)
-        out_b, _ = load_images(b, rb)
+        out_b = _load_output(b, rb)  # the inputs are the suite's, already read for a
     except (OSError, ValueError) as e:
-        return unjudged(cid, pjudge.name, f"cannot read the images: {' '.join(str(e).split())[:300]}")
+        return _unreadable(cid, pjudge.name, e)
     return pjudge.compare(a.cases[cid], out_a, out_b, inputs)
 
 
@@ -217,14 +221,16 @@ def compare_runs(pjudge: Any, run_dirs: Sequence[str | Path], progress: bool = T
     runs = [load_run(d) for d in run_dirs]
     _check_same_suite(runs)
     pairs, outcomes = [], []
+    by_id = [{r.id: r for r in run.records} for run in runs]
     for i, a in enumerate(runs):
-        for b in runs[i + 1 :]:
-            ids = [r.id for r in a.records if r.id in {x.id for x in b.records}]
+        for j, b in enumerate(runs[i + 1 :], i + 1):
+            ra, rb = by_id[i], by_id[j]
+            ids = [cid for cid in ra if cid in rb]
             name = f"{pjudge.name} vs {run_label(b)}"
             path = judgement_path(a.path, name)
-            existing = {k: v for k, v in read_verdicts(a.path, name).items() if k in ids}
-            verdicts = _judge_into(path, existing, ids, lambda cid, a=a, b=b: _compare_record(pjudge, a, b, cid),
-                                   progress, f"{run_label(a)} vs {run_label(b)}")  # fmt: skip
+            existing = {k: v for k, v in read_verdicts(a.path, name).items() if k in rb and k in ra}
+            work = lambda cid, a=a, b=b, ra=ra, rb=rb: _compare_record(pjudge, a, b, ra[cid], rb[cid])  # noqa: E731
+            verdicts = _judge_into(path, existing, ids, work, progress, f"{run_label(a)} vs {run_label(b)}")
             pairs.append({"a": run_label(a), "b": run_label(b), **win_rate(verdicts.values())})
             outcomes += [
                 (run_label(a), run_label(b), v.score) for v in verdicts.values() if v.judged and v.score is not None

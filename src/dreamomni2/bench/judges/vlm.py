@@ -122,8 +122,7 @@ def images_phrase(task: str, n_inputs: int) -> str:
 
 
 def _instruction_text(instruction: str) -> str:
-    text = " ".join(str(instruction).split())
-    return text if len(text) <= MAX_INSTRUCTION_CHARS else text[: MAX_INSTRUCTION_CHARS - 3] + "..."
+    return _short(instruction, MAX_INSTRUCTION_CHARS)
 
 
 def pointwise_prompt(task: str, n_inputs: int, instruction: str) -> str:
@@ -295,6 +294,13 @@ def fit_image(image: Image.Image, max_area: int | None) -> Image.Image:
     return image
 
 
+def load_backend(backend: ChatBackend) -> None:
+    """Load a local backend's model now (a backend with a ``load`` method); remote ones have nothing to load."""
+    load = getattr(backend, "load", None)
+    if callable(load):
+        load()
+
+
 def ask(backend: ChatBackend, images: Sequence[Image.Image], text: str, temperature: float) -> tuple[str | None, str]:
     """One call: ``(reply, "")``, or ``(None, why)`` when the call failed (timeout, HTTP error, model error)."""
     try:
@@ -349,9 +355,7 @@ class VLMJudge(Judge):
 
     def prepare(self) -> VLMJudge:
         """Load a local backend's model now (an unloadable folder is fatal, not one unjudged case per case)."""
-        load = getattr(self.backend, "load", None)
-        if callable(load):
-            load()
+        load_backend(self.backend)
         return self
 
     def judge(self, case: SuiteCase, output: Image.Image, inputs: Sequence[Image.Image]) -> Verdict:
